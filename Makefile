@@ -1,0 +1,46 @@
+# asobserve — the two commands that matter: `make demo` and `make test`.
+GO        ?= go
+BIN       := bin/asobserve
+PKGS      := ./...
+DEBS      := clang llvm libbpf-dev redis-server prometheus iproute2 util-linux
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build generate check-generate deps test unit demo e2e bench matrix offsets vet lint cross clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/asobserve
+
+# Regenerates the committed bpf2go output (needs Debian clang; `make deps` installs it).
+generate:
+	cd internal/probe && $(GO) generate ./...
+
+check-generate: generate
+	git diff --exit-code -- internal/probe bpf
+
+# Installs the Debian packages the tests use, only those that are missing.
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+test: deps build vet
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+demo: build
+	./$(BIN) demo --duration $${DURATION:-30s}
+
+cross:
+	for p in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64; do \
+		echo "cross $$p"; GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./... || exit 1; done
+
+clean:
+	rm -rf bin
