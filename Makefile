@@ -14,10 +14,10 @@ build:
 
 # Regenerates the committed bpf2go output (needs Debian clang; `make deps` installs it).
 generate:
-	cd internal/probe && $(GO) generate ./...
+	cd bpf && $(GO) generate ./...
 
 check-generate: generate
-	git diff --exit-code -- internal/probe bpf
+	git diff --exit-code -- bpf
 
 # Installs the Debian packages the tests use, only those that are missing.
 deps:

@@ -1,0 +1,756 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//
+// asobserve uprobe programs. Two programs serve every probe: probe_entry on a function's
+// entry point and probe_return on each of its RET instructions. The attach cookie is an
+// index into `rows`, which the agent fills from its declarative probe table: what the
+// function is (operation, stage, helper) and where its arguments live for this binary.
+//
+// Go specifics: arguments are in the register ABI (words), the goroutine pointer g is in
+// R14 (amd64) / X28 (arm64), and stacks move. A frame is identified by its distance from
+// the top of its goroutine stack (g.stack.hi - SP), which stack copying preserves.
+
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+#define GO_G(ctx) ((ctx)->r14)
+#define GO_SP(ctx) ((ctx)->sp)
+static __always_inline __u64 go_word(struct pt_regs *ctx, __u32 i)
+{
+	switch (i) {
+	case 0: return ctx->ax;
+	case 1: return ctx->bx;
+	case 2: return ctx->cx;
+	case 3: return ctx->di;
+	case 4: return ctx->si;
+	case 5: return ctx->r8;
+	case 6: return ctx->r9;
+	case 7: return ctx->r10;
+	case 8: return ctx->r11;
+	}
+	return 0;
+}
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+#define GO_G(ctx) ((ctx)->regs[28])
+#define GO_SP(ctx) ((ctx)->sp)
+static __always_inline __u64 go_word(struct pt_regs *ctx, __u32 i)
+{
+	if (i < 16)
+		return ctx->regs[i & 15];
+	return 0;
+}
+#else
+#error "unsupported architecture"
+#endif
+
+#define NS_MAX 32
+#define SET_MAX 64
+#define MAX_ROWS 1024
+#define NO_WORD 0xff
+#define STALE_NS (60ULL * 1000000000ULL)
+
+enum row_kind {
+	KIND_OP = 1,           // a data operation, entry to return on one goroutine
+	KIND_ASYNC_START = 2,  // Scan/QueryPartitions: returns a recordset, the op ends later
+	KIND_ASYNC_WORKER = 3, // scan/queryPartitions: the goroutine whose return ends the op
+	KIND_SUPPRESS = 4,     // executeSingle: ops it calls belong to the enclosing batch
+	KIND_ERRSINK = 5,      // Recordset.sendError: the async op's error
+	KIND_STAGE = 6,        // a stage timed entry to return on the owning goroutine
+	KIND_LINK = 7,         // per-node batch command Execute: ties a worker goroutine to its op
+	KIND_IO_WRITE = 8,     // Connection.Write entry: io starts
+	KIND_IO_READ = 9,      // Connection.Read return: the first one after a write ends io
+	KIND_PARSE_END = 10,   // parseResult return: parse and attempt end
+	KIND_ATTEMPT = 11,     // getConnection: an attempt starts; timed as conn_acquire too
+};
+
+enum locator {
+	LOC_NONE = 0,
+	LOC_KEY = 1,           // word is *Key
+	LOC_KEY_SLICE = 2,     // word is []*Key; the first key names the batch
+	LOC_BREC_PTR_SLICE = 3,   // word is []*BatchRead
+	LOC_BREC_IFACE_SLICE = 4, // word is []BatchRecordIfc
+	LOC_STMT = 5,          // word is *Statement
+	LOC_STRINGS = 6,       // words are namespace string, set string
+};
+
+enum row_flags {
+	FLAG_CORR = 1,        // register the slice data pointer so worker goroutines find the op
+	FLAG_SPAWN_AT_RET = 2, // the stage's return marks a worker spawn (schedule_delay start)
+};
+
+enum event_type {
+	EVENT_OP = 1,
+	EVENT_STAGE = 2,
+};
+
+enum stage_id {
+	STAGE_KEY_PARSE = 0,
+	STAGE_LIMITER_WAIT = 1,
+	STAGE_SCHEDULE_DELAY = 2,
+	STAGE_CONN_ACQUIRE = 3,
+	STAGE_IO = 4,
+	STAGE_PARSE = 5,
+	STAGE_ATTEMPT = 6,
+	STAGE_MAX = 8,
+};
+
+struct row {
+	__u8 kind;
+	__u8 stage;
+	__u8 loc;
+	__u8 loc_word;
+	__u8 err_word;   // first word of the returned Error interface, NO_WORD if none
+	__u8 alt_word;   // if this word (a slice length) is non-zero the op is the row's alternate
+	__u8 ptr_word;   // recordset / receiver word for async, errsink and link rows
+	__u8 flags;
+	__s32 off_ns;    // namespace string header within the located object
+	__s32 off_set;   // set string header within the located object
+	__s32 off_key;   // BatchRecord.Key within a batch record
+	__s32 off_err_wrapped;
+	__s32 off_err_code;
+	__s32 off_corr;  // slice field of a batch command that shares the caller's backing array
+};
+
+struct gkey {
+	__u32 tgid;
+	__u32 pad;
+	__u64 g;
+};
+
+struct pkey {
+	__u32 tgid;
+	__u32 pad;
+	__u64 ptr;
+};
+
+struct op_state {
+	__u64 op_id;
+	__u64 start;
+	__u64 depth; // g.stack.hi - SP at entry
+	__u64 ns_ptr;
+	__u64 ns_len;
+	__u64 set_ptr;
+	__u64 set_len;
+	__u64 corr;
+	__u64 spawn_ts;
+	__s32 code;
+	__s32 cause;
+	__u16 row;
+	__u8 failed;
+	__u8 alt;
+	__u32 pad;
+};
+
+struct owner {
+	__u64 op_id;
+	__u16 row;
+	__u16 pad[3];
+};
+
+struct worker_state {
+	struct owner own;
+	__u64 depth;
+};
+
+struct stage_key {
+	__u32 tgid;
+	__u32 stage;
+	__u64 g;
+};
+
+struct stage_state {
+	__u64 start;
+	__u64 depth;
+};
+
+struct io_state {
+	__u64 op_id;
+	__u64 io_start;
+	__u64 parse_start;
+	__u64 attempt_start;
+};
+
+// Records sent to user space. internal/decoder mirrors these layouts byte for byte.
+struct event_op {
+	__u8 type;
+	__u8 flags; // bit0 failed, bit1 alternate op
+	__u8 ns_len;
+	__u8 set_len;
+	__u32 tgid;
+	__u16 row;
+	__u16 pad;
+	__s32 code;
+	__s32 cause;
+	__u32 pad2;
+	__u64 op_id;
+	__u64 start;
+	__u64 end;
+	char ns[NS_MAX];
+	char set[SET_MAX];
+};
+
+struct event_stage {
+	__u8 type;
+	__u8 stage;
+	__u16 row; // the owning operation's row
+	__u32 tgid;
+	__u64 op_id;
+	__u64 start;
+	__u64 end;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} events SEC(".maps");
+
+// counters[0]: records produced (reserve attempted), counters[1]: records lost (reserve failed)
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_ROWS);
+	__type(key, __u32);
+	__type(value, struct row);
+} rows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gkey);
+	__type(value, struct op_state);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct pkey);
+	__type(value, struct op_state);
+} async_ops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gkey);
+	__type(value, __u64);
+} suppress SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct pkey);
+	__type(value, struct owner);
+} corr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gkey);
+	__type(value, struct worker_state);
+} workers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct stage_key);
+	__type(value, struct stage_state);
+} stages SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gkey);
+	__type(value, struct io_state);
+} io SEC(".maps");
+
+// spawn time of the last worker goroutine started for an op, keyed by op id.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} spawns SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void *reserve(__u64 size)
+{
+	count(0);
+	void *p = bpf_ringbuf_reserve(&events, size, 0);
+	if (!p)
+		count(1);
+	return p;
+}
+
+static __always_inline __u64 read_u64(__u64 addr)
+{
+	__u64 v = 0;
+	if (addr)
+		bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+	return v;
+}
+
+// frame_depth is the distance of this frame from the top of its goroutine stack; it
+// survives stack copies, so entry and return of one call agree even if the stack moved.
+static __always_inline __u64 frame_depth(struct pt_regs *ctx)
+{
+	__u64 hi = read_u64(GO_G(ctx) + 8); // g.stack.hi
+	return hi - GO_SP(ctx);
+}
+
+static __always_inline struct row *row_of(struct pt_regs *ctx)
+{
+	__u32 idx = (__u32)bpf_get_attach_cookie(ctx);
+	return bpf_map_lookup_elem(&rows, &idx);
+}
+
+static __always_inline int watched(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&pids, &tgid) != 0;
+}
+
+static __always_inline void locate(struct pt_regs *ctx, struct row *r, struct op_state *st)
+{
+	__u64 obj = 0;
+	__u64 w = go_word(ctx, r->loc_word);
+
+	switch (r->loc) {
+	case LOC_KEY:
+	case LOC_STMT:
+		obj = w;
+		break;
+	case LOC_KEY_SLICE:
+		if (go_word(ctx, r->loc_word + 1) > 0)
+			obj = read_u64(w);
+		break;
+	case LOC_BREC_PTR_SLICE:
+		if (go_word(ctx, r->loc_word + 1) > 0)
+			obj = read_u64(read_u64(w) + r->off_key);
+		break;
+	case LOC_BREC_IFACE_SLICE:
+		if (go_word(ctx, r->loc_word + 1) > 0)
+			obj = read_u64(read_u64(w + 8) + r->off_key);
+		break;
+	case LOC_STRINGS:
+		st->ns_ptr = w;
+		st->ns_len = go_word(ctx, r->loc_word + 1);
+		st->set_ptr = go_word(ctx, r->loc_word + 2);
+		st->set_len = go_word(ctx, r->loc_word + 3);
+		return;
+	default:
+		return;
+	}
+	if (!obj)
+		return;
+	__u64 hdr[2] = {};
+	bpf_probe_read_user(hdr, sizeof(hdr), (void *)(obj + r->off_ns));
+	st->ns_ptr = hdr[0];
+	st->ns_len = hdr[1];
+	bpf_probe_read_user(hdr, sizeof(hdr), (void *)(obj + r->off_set));
+	st->set_ptr = hdr[0];
+	st->set_len = hdr[1];
+}
+
+// read_error fills code/cause from the Error interface starting at word err_word.
+static __always_inline void read_error(struct pt_regs *ctx, struct row *r, struct op_state *st)
+{
+	if (r->err_word == NO_WORD)
+		return;
+	__u64 itab = go_word(ctx, r->err_word);
+	__u64 data = go_word(ctx, r->err_word + 1);
+	if (!itab)
+		return;
+	st->failed = 1;
+	if (!data)
+		return;
+	__s64 code = (__s64)read_u64(data + r->off_err_code);
+	st->code = (__s32)code;
+	st->cause = (__s32)code;
+	if (code == -16) { // MAX_RETRIES_EXCEEDED: classify by the wrapped cause
+		__u64 inner = read_u64(data + r->off_err_wrapped + 8);
+		if (inner)
+			st->cause = (__s32)(__s64)read_u64(inner + r->off_err_code);
+	}
+}
+
+static __always_inline __u64 next_op_id(void)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&seq, &zero);
+	if (!v)
+		return 0;
+	return __sync_fetch_and_add(v, 1) + 1;
+}
+
+static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
+{
+	struct event_op *ev = reserve(sizeof(*ev));
+	if (!ev)
+		return;
+	ev->type = EVENT_OP;
+	ev->flags = (st->failed ? 1 : 0) | (st->alt ? 2 : 0);
+	ev->tgid = tgid;
+	ev->row = st->row;
+	ev->pad = 0;
+	ev->code = st->code;
+	ev->cause = st->cause;
+	ev->pad2 = 0;
+	ev->op_id = st->op_id;
+	ev->start = st->start;
+	ev->end = end;
+
+	__u64 n = st->ns_len;
+	if (n > NS_MAX - 1)
+		n = NS_MAX - 1;
+	ev->ns_len = 0;
+	if (st->ns_ptr && n > 0 && bpf_probe_read_user(ev->ns, n & (NS_MAX - 1), (void *)st->ns_ptr) == 0)
+		ev->ns_len = n;
+	__u64 m = st->set_len;
+	if (m > SET_MAX - 1)
+		m = SET_MAX - 1;
+	ev->set_len = 0;
+	if (st->set_ptr && m > 0 && bpf_probe_read_user(ev->set, m & (SET_MAX - 1), (void *)st->set_ptr) == 0)
+		ev->set_len = m;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own, __u64 start, __u64 end)
+{
+	struct event_stage *ev = reserve(sizeof(*ev));
+	if (!ev)
+		return;
+	ev->type = EVENT_STAGE;
+	ev->stage = stage;
+	ev->row = own->row;
+	ev->tgid = tgid;
+	ev->op_id = own->op_id;
+	ev->start = start;
+	ev->end = end;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+// owner_of finds the operation a goroutine is working for: its own op, or the batch op
+// whose per-node command it runs.
+static __always_inline int owner_of(struct gkey *k, struct owner *own)
+{
+	struct op_state *st = bpf_map_lookup_elem(&inflight, k);
+	if (st) {
+		own->op_id = st->op_id;
+		own->row = st->row;
+		return 1;
+	}
+	struct worker_state *w = bpf_map_lookup_elem(&workers, k);
+	if (w) {
+		*own = w->own;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int op_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	__u64 depth = frame_depth(ctx);
+	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
+	// A deeper frame of a live op on this goroutine is a nested call (Operate -> operate):
+	// it belongs to the outer op. Older entries are leftovers of a panic.
+	if (cur && depth > cur->depth && now - cur->start < STALE_NS)
+		return 0;
+	if (bpf_map_lookup_elem(&suppress, k))
+		return 0;
+
+	struct op_state st = {};
+	st.op_id = next_op_id();
+	st.start = now;
+	st.depth = depth;
+	st.row = (__u16)bpf_get_attach_cookie(ctx);
+	if (r->alt_word != NO_WORD && go_word(ctx, r->alt_word) > 0)
+		st.alt = 1;
+	locate(ctx, r, &st);
+	if (r->flags & FLAG_CORR) {
+		st.corr = go_word(ctx, r->loc_word);
+		if (st.corr) {
+			struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
+			struct owner own = {.op_id = st.op_id, .row = st.row};
+			bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
+		}
+	}
+	bpf_map_update_elem(&inflight, k, &st, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int op_return(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
+	if (!cur || cur->depth != frame_depth(ctx))
+		return 0;
+	struct op_state st = *cur;
+	bpf_map_delete_elem(&inflight, k);
+	if (st.corr) {
+		struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
+		bpf_map_delete_elem(&corr, &pk);
+		bpf_map_delete_elem(&spawns, &st.op_id);
+	}
+	read_error(ctx, r, &st);
+	if (r->kind == KIND_ASYNC_START && !st.failed) {
+		__u64 rs = go_word(ctx, r->ptr_word);
+		if (rs) {
+			struct pkey pk = {.tgid = k->tgid, .ptr = rs};
+			bpf_map_update_elem(&async_ops, &pk, &st, BPF_ANY);
+			return 0;
+		}
+	}
+	emit_op(&st, k->tgid, now);
+	return 0;
+}
+
+static __always_inline int async_worker_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	__u64 rs = go_word(ctx, r->ptr_word);
+	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
+	struct op_state st = {};
+	struct op_state *started = bpf_map_lookup_elem(&async_ops, &pk);
+	if (started) {
+		st = *started;
+		bpf_map_delete_elem(&async_ops, &pk);
+	} else {
+		// The starting call has not returned yet (or was not seen): time from here.
+		st.op_id = next_op_id();
+		st.start = now;
+		st.row = (__u16)bpf_get_attach_cookie(ctx);
+		locate(ctx, r, &st);
+	}
+	st.depth = frame_depth(ctx);
+	bpf_map_update_elem(&inflight, k, &st, BPF_ANY);
+	return 0;
+}
+
+static __always_inline void errsink(struct pt_regs *ctx, struct row *r, struct gkey *k)
+{
+	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
+	if (!cur)
+		return;
+	struct op_state tmp = {};
+	read_error(ctx, r, &tmp);
+	if (tmp.failed) {
+		cur->failed = 1;
+		cur->code = tmp.code;
+		cur->cause = tmp.cause;
+	}
+}
+
+static __always_inline void stage_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	struct owner own;
+	if (!owner_of(k, &own))
+		return;
+	struct stage_key sk = {.tgid = k->tgid, .stage = r->stage, .g = k->g};
+	struct stage_state ss = {.start = now, .depth = frame_depth(ctx)};
+	bpf_map_update_elem(&stages, &sk, &ss, BPF_ANY);
+}
+
+static __always_inline void stage_return(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	struct stage_key sk = {.tgid = k->tgid, .stage = r->stage, .g = k->g};
+	struct stage_state *ss = bpf_map_lookup_elem(&stages, &sk);
+	if (!ss || ss->depth != frame_depth(ctx))
+		return;
+	__u64 start = ss->start;
+	bpf_map_delete_elem(&stages, &sk);
+	struct owner own;
+	if (!owner_of(k, &own))
+		return;
+	emit_stage(k->tgid, r->stage, &own, start, now);
+	if (r->flags & FLAG_SPAWN_AT_RET)
+		bpf_map_update_elem(&spawns, &own.op_id, &now, BPF_ANY);
+}
+
+static __always_inline void link_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	__u64 recv = go_word(ctx, r->ptr_word);
+	__u64 shared = read_u64(recv + r->off_corr);
+	struct pkey pk = {.tgid = k->tgid, .ptr = shared};
+	struct owner *own = bpf_map_lookup_elem(&corr, &pk);
+	if (!own)
+		return;
+	struct worker_state ws = {.own = *own, .depth = frame_depth(ctx)};
+	bpf_map_update_elem(&workers, k, &ws, BPF_ANY);
+	__u64 *spawned = bpf_map_lookup_elem(&spawns, &own->op_id);
+	if (spawned && *spawned <= now)
+		emit_stage(k->tgid, STAGE_SCHEDULE_DELAY, &ws.own, *spawned, now);
+}
+
+static __always_inline void link_return(struct pt_regs *ctx, struct gkey *k)
+{
+	struct worker_state *ws = bpf_map_lookup_elem(&workers, k);
+	if (ws && ws->depth == frame_depth(ctx))
+		bpf_map_delete_elem(&workers, k);
+}
+
+static __always_inline void attempt_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	struct owner own;
+	if (!owner_of(k, &own))
+		return;
+	struct io_state *ios = bpf_map_lookup_elem(&io, k);
+	if (ios) {
+		// The previous attempt of this op never reached parse end: it failed; close it here.
+		if (ios->attempt_start && ios->op_id == own.op_id)
+			emit_stage(k->tgid, STAGE_ATTEMPT, &own, ios->attempt_start, now);
+		ios->op_id = own.op_id;
+		ios->attempt_start = now;
+		ios->io_start = 0;
+		ios->parse_start = 0;
+	} else {
+		struct io_state fresh = {.op_id = own.op_id, .attempt_start = now};
+		bpf_map_update_elem(&io, k, &fresh, BPF_ANY);
+	}
+	stage_entry(ctx, r, k, now);
+}
+
+SEC("uprobe")
+int probe_entry(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!watched(tgid))
+		return 0;
+	struct row *r = row_of(ctx);
+	if (!r)
+		return 0;
+	struct gkey k = {.tgid = tgid, .g = GO_G(ctx)};
+
+	switch (r->kind) {
+	case KIND_OP:
+	case KIND_ASYNC_START:
+		return op_entry(ctx, r, &k, now);
+	case KIND_ASYNC_WORKER:
+		return async_worker_entry(ctx, r, &k, now);
+	case KIND_SUPPRESS: {
+		__u64 d = frame_depth(ctx);
+		bpf_map_update_elem(&suppress, &k, &d, BPF_ANY);
+		return 0;
+	}
+	case KIND_ERRSINK:
+		errsink(ctx, r, &k);
+		return 0;
+	case KIND_STAGE:
+		stage_entry(ctx, r, &k, now);
+		return 0;
+	case KIND_LINK:
+		link_entry(ctx, r, &k, now);
+		return 0;
+	case KIND_ATTEMPT:
+		attempt_entry(ctx, r, &k, now);
+		return 0;
+	case KIND_IO_WRITE: {
+		struct io_state *ios = bpf_map_lookup_elem(&io, &k);
+		if (ios && !ios->io_start)
+			ios->io_start = now;
+		return 0;
+	}
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int probe_return(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!watched(tgid))
+		return 0;
+	struct row *r = row_of(ctx);
+	if (!r)
+		return 0;
+	struct gkey k = {.tgid = tgid, .g = GO_G(ctx)};
+
+	switch (r->kind) {
+	case KIND_OP:
+	case KIND_ASYNC_START:
+	case KIND_ASYNC_WORKER:
+		return op_return(ctx, r, &k, now);
+	case KIND_SUPPRESS: {
+		__u64 *d = bpf_map_lookup_elem(&suppress, &k);
+		if (d && *d == frame_depth(ctx))
+			bpf_map_delete_elem(&suppress, &k);
+		return 0;
+	}
+	case KIND_STAGE:
+	case KIND_ATTEMPT:
+		stage_return(ctx, r, &k, now);
+		return 0;
+	case KIND_LINK:
+		link_return(ctx, &k);
+		return 0;
+	case KIND_IO_READ: {
+		struct io_state *ios = bpf_map_lookup_elem(&io, &k);
+		if (ios && ios->io_start && !ios->parse_start) {
+			struct owner own;
+			if (owner_of(&k, &own))
+				emit_stage(tgid, STAGE_IO, &own, ios->io_start, now);
+			ios->parse_start = now;
+		}
+		return 0;
+	}
+	case KIND_PARSE_END: {
+		struct io_state *ios = bpf_map_lookup_elem(&io, &k);
+		if (!ios)
+			return 0;
+		struct owner own;
+		if (owner_of(&k, &own)) {
+			if (ios->parse_start)
+				emit_stage(tgid, STAGE_PARSE, &own, ios->parse_start, now);
+			if (ios->attempt_start)
+				emit_stage(tgid, STAGE_ATTEMPT, &own, ios->attempt_start, now);
+		}
+		bpf_map_delete_elem(&io, &k);
+		return 0;
+	}
+	}
+	return 0;
+}
+
+// Floor programs for the benchmark: the same probe points with programs that do nothing.
+SEC("uprobe")
+int probe_empty(struct pt_regs *ctx)
+{
+	return 0;
+}

@@ -1,0 +1,2 @@
+/* Architecture-neutral stand-in so the BPF build needs no multiarch headers. */
+#include <asm-generic/types.h>

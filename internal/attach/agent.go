@@ -1,0 +1,566 @@
+//go:build linux
+
+// Package attach loads the asobserve BPF programs, attaches them to target executables
+// according to the probe table, and turns ring-buffer records into recorder observations.
+// One set of uprobes serves every process of an executable; processes are selected in BPF
+// through the pids map.
+package attach
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/asobserve/asobserve/bpf"
+	"github.com/asobserve/asobserve/internal/decoder"
+	"github.com/asobserve/asobserve/internal/inspect"
+	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/outcome"
+	"github.com/asobserve/asobserve/internal/probes"
+	"github.com/asobserve/asobserve/internal/semconv"
+)
+
+const maxRows = 1024
+
+// DefaultRingBufferSize is the ring buffer size in bytes (a power of two, page multiple).
+const DefaultRingBufferSize = 8 << 20
+
+// Options configure an Agent.
+type Options struct {
+	RingBufferSize int
+	Stages         bool // attach stage probes from the start
+	Floor          bool // benchmark floor: empty programs on the same probe points
+	Logf           func(format string, args ...any)
+	// OnOp and OnStage, when set, receive every decoded event after it was recorded
+	// (tracing). They must not block.
+	OnOp    func(t *Target, ev *decoder.OpEvent, op, errorType string)
+	OnStage func(t *Target, ev *decoder.StageEvent, stage, op string)
+}
+
+// Target is one observed process.
+type Target struct {
+	PID      int
+	Identity *metrics.Identity
+	Binary   BinaryInfo
+	exe      *exeProbes
+}
+
+// BinaryInfo describes what was attached, for logs and the snapshot.
+type BinaryInfo struct {
+	Path, GoVersion, ClientModule, ClientVersion string
+	Stripped, PIE                                bool
+	Functions, ReturnProbes, StageFunctions      int
+	AttachTime                                   time.Duration
+}
+
+type rowInfo struct {
+	row probes.Row
+}
+
+type exeKey struct{ dev, ino uint64 }
+
+type exeProbes struct {
+	key        exeKey
+	bin        *inspect.Binary
+	exe        *link.Executable
+	rows       []resolvedRow
+	opLinks    []link.Link
+	stageLinks []link.Link
+	pids       map[int]bool
+	info       BinaryInfo
+}
+
+type resolvedRow struct {
+	row probes.Row
+	idx uint32
+	fn  *inspect.Func
+}
+
+// Agent owns the BPF objects, the attached executables and the event pipeline.
+type Agent struct {
+	rec  *metrics.Recorder
+	opts Options
+	objs bpf.AsobserveObjects
+
+	reader *ringbuf.Reader
+
+	mu      sync.Mutex
+	exes    map[exeKey]*exeProbes
+	targets sync.Map // uint32 pid -> *Target
+	stages  bool
+	free    []uint32
+
+	rows [maxRows]atomic.Pointer[rowInfo]
+
+	received     atomic.Uint64
+	lostSeen     uint64
+	producedSeen uint64
+	counterMu    sync.Mutex
+	produced     prometheus.Counter
+}
+
+// New loads the BPF programs and maps. It fails with a one-line error naming the cause
+// and the remedy when the kernel or the privileges do not allow it.
+func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
+	if opts.RingBufferSize == 0 {
+		opts.RingBufferSize = DefaultRingBufferSize
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if n := opts.RingBufferSize; n < os.Getpagesize() || n&(n-1) != 0 {
+		return nil, fmt.Errorf("ring buffer size %d is not a power of two of at least one page (%d): use e.g. 8388608", n, os.Getpagesize())
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising the memlock rlimit: %v: run as root or with CAP_SYS_RESOURCE, or raise `ulimit -l`", err)
+	}
+	spec, err := bpf.LoadAsobserve()
+	if err != nil {
+		return nil, fmt.Errorf("loading embedded BPF spec: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
+	a := &Agent{rec: rec, opts: opts, exes: map[exeKey]*exeProbes{}, stages: opts.Stages}
+	if err := spec.LoadAndAssign(&a.objs, nil); err != nil {
+		return nil, loadError(err)
+	}
+	for i := maxRows - 1; i >= 0; i-- {
+		a.free = append(a.free, uint32(i))
+	}
+	a.reader, err = ringbuf.NewReader(a.objs.Events)
+	if err != nil {
+		a.objs.Close()
+		return nil, fmt.Errorf("opening ring buffer: %w", err)
+	}
+	a.produced = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "asobserve_events_produced_total", Help: "Probe records the kernel tried to write to the ring buffer.",
+	})
+	if err := rec.Registry.Register(a.produced); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			a.produced = already.ExistingCollector.(prometheus.Counter)
+		}
+	}
+	if opts.Stages {
+		rec.SetStagesEnabled(true)
+	}
+	return a, nil
+}
+
+func loadError(err error) error {
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("loading BPF programs: permission denied: asobserve needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run it as root or grant those capabilities")
+	}
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("loading BPF programs: the kernel verifier rejected them (%v): asobserve needs Linux >= 5.15 with BTF", ve)
+	}
+	return fmt.Errorf("loading BPF programs: %w: asobserve needs Linux >= 5.15 with uprobes and ring buffers", err)
+}
+
+// Close detaches everything and releases the BPF objects.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	for k, e := range a.exes {
+		a.detachExe(e)
+		delete(a.exes, k)
+	}
+	a.mu.Unlock()
+	a.PollCounters()
+	err := a.reader.Close()
+	a.objs.Close()
+	return err
+}
+
+// Targets lists the observed processes.
+func (a *Agent) Targets() []*Target {
+	var out []*Target
+	a.targets.Range(func(_, v any) bool {
+		out = append(out, v.(*Target))
+		return true
+	})
+	return out
+}
+
+// Attach starts observing pid. Processes of an executable that is already attached reuse
+// its probes. On error nothing is left attached.
+func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
+	if _, ok := a.targets.Load(uint32(pid)); ok {
+		return nil, fmt.Errorf("pid %d is already attached", pid)
+	}
+	key, err := exeKeyOf(pid)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.exes[key]
+	if e == nil {
+		bin, err := inspect.OpenPID(pid)
+		if err != nil {
+			return nil, err
+		}
+		e, err = a.attachExe(key, bin)
+		if err != nil {
+			bin.Close()
+			a.rec.ProbeAttachErrors.Inc()
+			return nil, err
+		}
+		a.exes[key] = e
+	}
+	t := &Target{PID: pid, Identity: id, Binary: e.info, exe: e}
+	one := uint32(1)
+	if err := a.objs.Pids.Put(uint32(pid), one); err != nil {
+		if len(e.pids) == 0 {
+			a.detachExe(e)
+			delete(a.exes, key)
+		}
+		return nil, fmt.Errorf("adding pid %d to the pid filter: %w", pid, err)
+	}
+	e.pids[pid] = true
+	a.targets.Store(uint32(pid), t)
+	a.rec.AttachedProcesses.Inc()
+	return t, nil
+}
+
+// Detach stops observing pid; the executable's probes go when its last process goes.
+func (a *Agent) Detach(pid int) error {
+	v, ok := a.targets.LoadAndDelete(uint32(pid))
+	if !ok {
+		return fmt.Errorf("pid %d is not attached", pid)
+	}
+	t := v.(*Target)
+	_ = a.objs.Pids.Delete(uint32(pid))
+	a.rec.AttachedProcesses.Dec()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(t.exe.pids, pid)
+	if len(t.exe.pids) == 0 {
+		a.detachExe(t.exe)
+		delete(a.exes, t.exe.key)
+	}
+	return nil
+}
+
+func exeKeyOf(pid int) (exeKey, error) {
+	var st syscall.Stat_t
+	path := fmt.Sprintf("/proc/%d/exe", pid)
+	if err := syscall.Stat(path, &st); err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
+			return exeKey{}, fmt.Errorf("no process with pid %d: %w: check the pid (`pgrep -f <name>`)", pid, inspect.ErrNoProcess)
+		}
+		return exeKey{}, fmt.Errorf("cannot read %s: %v: run asobserve as root or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: %w", path, err, inspect.ErrExeUnreadable)
+	}
+	return exeKey{dev: st.Dev, ino: st.Ino}, nil
+}
+
+func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
+	start := time.Now()
+	table := probes.ForMajor(bin.ClientMajor)
+	if table == nil {
+		return nil, fmt.Errorf("%s uses %s %s, which this asobserve build has no probe table for: supported majors are %v",
+			bin.Target, bin.ClientModule, bin.ClientVersion, probes.SupportedMajors())
+	}
+	ex, err := link.OpenExecutable(bin.Path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s for uprobes: %w", bin.Target, err)
+	}
+	e := &exeProbes{key: key, bin: bin, exe: ex, pids: map[int]bool{}}
+	e.info = BinaryInfo{Path: bin.Target, GoVersion: bin.GoVersion, ClientModule: bin.ClientModule,
+		ClientVersion: bin.ClientVersion, Stripped: bin.Stripped, PIE: bin.PIE}
+	fail := func(err error) (*exeProbes, error) {
+		a.detachExe(e)
+		return nil, err
+	}
+	offs, err := resolveOffsets(bin)
+	if err != nil {
+		return fail(err)
+	}
+	for _, row := range table {
+		sym := row.Symbol
+		if !row.External {
+			sym = bin.ClientSymbol(row.Symbol)
+		}
+		if row.Optional && !bin.HasFunc(sym) {
+			continue
+		}
+		fn, err := bin.Func(sym)
+		if err != nil {
+			return fail(err)
+		}
+		cfg, err := rowConfig(row, bin, offs)
+		if err != nil {
+			return fail(err)
+		}
+		if len(a.free) == 0 {
+			return fail(fmt.Errorf("too many probed functions (limit %d rows): detach other executables", maxRows))
+		}
+		idx := a.free[len(a.free)-1]
+		a.free = a.free[:len(a.free)-1]
+		if err := a.objs.Rows.Put(idx, cfg); err != nil {
+			a.free = append(a.free, idx)
+			return fail(fmt.Errorf("writing probe row: %w", err))
+		}
+		a.rows[idx].Store(&rowInfo{row: row})
+		e.rows = append(e.rows, resolvedRow{row: row, idx: idx, fn: fn})
+	}
+	if err := a.attachLinks(e, false); err != nil {
+		return fail(err)
+	}
+	if a.stages {
+		if err := a.attachLinks(e, true); err != nil {
+			return fail(err)
+		}
+	}
+	for _, r := range e.rows {
+		if r.row.IsStage() {
+			e.info.StageFunctions++
+			continue
+		}
+		e.info.Functions++
+		if r.row.Return {
+			e.info.ReturnProbes += len(r.fn.RetOffsets)
+		}
+	}
+	e.info.AttachTime = time.Since(start)
+	return e, nil
+}
+
+func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
+	entry, ret := a.objs.ProbeEntry, a.objs.ProbeReturn
+	if a.opts.Floor {
+		entry, ret = a.objs.ProbeEmpty, a.objs.ProbeEmpty
+	}
+	var links []link.Link
+	add := func(prog *ebpf.Program, off uint64, idx uint32, sym string) error {
+		l, err := e.exe.Uprobe("", prog, &link.UprobeOptions{Address: off, Cookie: uint64(idx)})
+		if err != nil {
+			return fmt.Errorf("attaching uprobe to %s at file offset %#x: %w", sym, off, err)
+		}
+		links = append(links, l)
+		return nil
+	}
+	for _, r := range e.rows {
+		if r.row.IsStage() != stages {
+			continue
+		}
+		var err error
+		if r.row.Entry {
+			err = add(entry, r.fn.EntryOffset, r.idx, r.fn.Name)
+		}
+		if r.row.Return {
+			for _, off := range r.fn.RetOffsets {
+				if err == nil {
+					err = add(ret, off, r.idx, r.fn.Name)
+				}
+			}
+		}
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			return err
+		}
+	}
+	if stages {
+		e.stageLinks = append(e.stageLinks, links...)
+	} else {
+		e.opLinks = append(e.opLinks, links...)
+	}
+	return nil
+}
+
+func (a *Agent) detachExe(e *exeProbes) {
+	for _, l := range e.stageLinks {
+		l.Close()
+	}
+	for _, l := range e.opLinks {
+		l.Close()
+	}
+	e.stageLinks, e.opLinks = nil, nil
+	for _, r := range e.rows {
+		a.rows[r.idx].Store(nil)
+		a.free = append(a.free, r.idx)
+	}
+	e.rows = nil
+	for pid := range e.pids {
+		_ = a.objs.Pids.Delete(uint32(pid))
+		if _, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
+			a.rec.AttachedProcesses.Dec()
+		}
+	}
+	if e.bin != nil {
+		e.bin.Close()
+	}
+}
+
+// SetStages attaches or detaches the stage probes of every attached executable.
+func (a *Agent) SetStages(on bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if on == a.stages {
+		return nil
+	}
+	for _, e := range a.exes {
+		if on {
+			if err := a.attachLinks(e, true); err != nil {
+				return err
+			}
+		} else {
+			for _, l := range e.stageLinks {
+				l.Close()
+			}
+			e.stageLinks = nil
+		}
+	}
+	a.stages = on
+	a.rec.SetStagesEnabled(on)
+	return nil
+}
+
+// StagesEnabled reports whether stage probes are attached.
+func (a *Agent) StagesEnabled() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stages
+}
+
+// StageProbeCount returns the number of attached stage uprobes (for tests and logs).
+func (a *Agent) StageProbeCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, e := range a.exes {
+		n += len(e.stageLinks)
+	}
+	return n
+}
+
+// Run reads the ring buffer until Close. It decodes every record and feeds the recorder.
+func (a *Agent) Run() error {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				a.PollCounters()
+			}
+		}
+	}()
+	dec := decoder.New()
+	var rec ringbuf.Record
+	var op decoder.OpEvent
+	var st decoder.StageEvent
+	for {
+		if err := a.reader.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("reading ring buffer: %w", err)
+		}
+		a.received.Add(1)
+		a.rec.EventsReceived.Inc()
+		typ, _ := decoder.Type(rec.RawSample)
+		switch typ {
+		case decoder.TypeOp:
+			if err := dec.DecodeOp(rec.RawSample, &op); err != nil {
+				a.rec.EventsInvalid.Inc()
+				continue
+			}
+			a.handleOp(&op)
+		case decoder.TypeStage:
+			if err := dec.DecodeStage(rec.RawSample, &st); err != nil {
+				a.rec.EventsInvalid.Inc()
+				continue
+			}
+			a.handleStage(&st)
+		default:
+			a.rec.EventsInvalid.Inc()
+		}
+	}
+}
+
+func (a *Agent) handleOp(ev *decoder.OpEvent) {
+	ri := a.rows[ev.Row%maxRows].Load()
+	v, ok := a.targets.Load(ev.PID)
+	if ri == nil || !ok {
+		a.rec.EventsInvalid.Inc()
+		return
+	}
+	t := v.(*Target)
+	opName := ri.row.Op
+	if ev.Alternate && ri.row.AltOp != "" {
+		opName = ri.row.AltOp
+	}
+	errType := outcome.ErrorType(opName, ev.Failed, int(ev.Cause))
+	a.rec.ObserveOp(t.Identity, metrics.OpSample{Op: opName, Namespace: ev.Namespace, Set: ev.Set,
+		ErrorType: errType, Duration: time.Duration(ev.End - ev.Start)})
+	if a.opts.OnOp != nil {
+		a.opts.OnOp(t, ev, opName, errType)
+	}
+}
+
+func (a *Agent) handleStage(ev *decoder.StageEvent) {
+	ri := a.rows[ev.Row%maxRows].Load()
+	v, ok := a.targets.Load(ev.PID)
+	if ri == nil || !ok {
+		a.rec.EventsInvalid.Inc()
+		return
+	}
+	t := v.(*Target)
+	stage := semconv.Stages[ev.Stage]
+	a.rec.ObserveStage(t.Identity, metrics.StageSample{Stage: stage, Op: ri.row.Op, Duration: time.Duration(ev.End - ev.Start)})
+	if a.opts.OnStage != nil {
+		a.opts.OnStage(t, ev, stage, ri.row.Op)
+	}
+}
+
+// Counters returns the kernel's produced and lost record counts and the records read.
+func (a *Agent) Counters() (produced, lost, received uint64, err error) {
+	var vals []uint64
+	if err = a.objs.Counters.Lookup(uint32(0), &vals); err != nil {
+		return
+	}
+	for _, v := range vals {
+		produced += v
+	}
+	if err = a.objs.Counters.Lookup(uint32(1), &vals); err != nil {
+		return
+	}
+	for _, v := range vals {
+		lost += v
+	}
+	return produced, lost, a.received.Load(), nil
+}
+
+// PollCounters moves the kernel's produced/lost counts into the self-metrics.
+func (a *Agent) PollCounters() {
+	produced, lost, _, err := a.Counters()
+	if err != nil {
+		return
+	}
+	a.counterMu.Lock()
+	defer a.counterMu.Unlock()
+	if lost > a.lostSeen {
+		a.rec.EventsLost.Add(float64(lost - a.lostSeen))
+		a.lostSeen = lost
+	}
+	if produced > a.producedSeen {
+		a.produced.Add(float64(produced - a.producedSeen))
+		a.producedSeen = produced
+	}
+}
