@@ -17,26 +17,34 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+// The Go register-ABI words of a probe hit, plus g and the stack pointer.
+struct regs {
+	__u64 w[16];
+	__u64 g;
+	__u64 sp;
+	__u64 cookie;
+};
+
 #if defined(__TARGET_ARCH_x86)
 struct pt_regs {
 	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
 };
-#define GO_G(ctx) ((ctx)->r14)
-#define GO_SP(ctx) ((ctx)->sp)
-static __always_inline __u64 go_word(struct pt_regs *ctx, __u32 i)
+#define NWORDS 9
+// load_regs copies the Go ABI registers with constant offsets: the verifier rejects
+// context reads at computed offsets.
+static __always_inline void load_regs(struct pt_regs *ctx, struct regs *r)
 {
-	switch (i) {
-	case 0: return ctx->ax;
-	case 1: return ctx->bx;
-	case 2: return ctx->cx;
-	case 3: return ctx->di;
-	case 4: return ctx->si;
-	case 5: return ctx->r8;
-	case 6: return ctx->r9;
-	case 7: return ctx->r10;
-	case 8: return ctx->r11;
-	}
-	return 0;
+	r->w[0] = ctx->ax;
+	r->w[1] = ctx->bx;
+	r->w[2] = ctx->cx;
+	r->w[3] = ctx->di;
+	r->w[4] = ctx->si;
+	r->w[5] = ctx->r8;
+	r->w[6] = ctx->r9;
+	r->w[7] = ctx->r10;
+	r->w[8] = ctx->r11;
+	r->g = ctx->r14;
+	r->sp = ctx->sp;
 }
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
@@ -45,17 +53,40 @@ struct pt_regs {
 	__u64 pc;
 	__u64 pstate;
 };
-#define GO_G(ctx) ((ctx)->regs[28])
-#define GO_SP(ctx) ((ctx)->sp)
-static __always_inline __u64 go_word(struct pt_regs *ctx, __u32 i)
+#define NWORDS 16
+static __always_inline void load_regs(struct pt_regs *ctx, struct regs *r)
 {
-	if (i < 16)
-		return ctx->regs[i & 15];
-	return 0;
+	r->w[0] = ctx->regs[0];
+	r->w[1] = ctx->regs[1];
+	r->w[2] = ctx->regs[2];
+	r->w[3] = ctx->regs[3];
+	r->w[4] = ctx->regs[4];
+	r->w[5] = ctx->regs[5];
+	r->w[6] = ctx->regs[6];
+	r->w[7] = ctx->regs[7];
+	r->w[8] = ctx->regs[8];
+	r->w[9] = ctx->regs[9];
+	r->w[10] = ctx->regs[10];
+	r->w[11] = ctx->regs[11];
+	r->w[12] = ctx->regs[12];
+	r->w[13] = ctx->regs[13];
+	r->w[14] = ctx->regs[14];
+	r->w[15] = ctx->regs[15];
+	r->g = ctx->regs[28];
+	r->sp = ctx->sp;
 }
 #else
 #error "unsupported architecture"
 #endif
+
+static __always_inline __u64 go_word(struct regs *R, __u32 i)
+{
+	if (i >= NWORDS)
+		return 0;
+	return R->w[i & 15];
+}
+#define GO_G(R) ((R)->g)
+#define GO_SP(R) ((R)->sp)
 
 #define NS_MAX 32
 #define SET_MAX 64
@@ -330,15 +361,15 @@ static __always_inline __u64 read_u64(__u64 addr)
 
 // frame_depth is the distance of this frame from the top of its goroutine stack; it
 // survives stack copies, so entry and return of one call agree even if the stack moved.
-static __always_inline __u64 frame_depth(struct pt_regs *ctx)
+static __always_inline __u64 frame_depth(struct regs *ctx)
 {
 	__u64 hi = read_u64(GO_G(ctx) + 8); // g.stack.hi
 	return hi - GO_SP(ctx);
 }
 
-static __always_inline struct row *row_of(struct pt_regs *ctx)
+static __always_inline struct row *row_of(struct regs *R)
 {
-	__u32 idx = (__u32)bpf_get_attach_cookie(ctx);
+	__u32 idx = (__u32)R->cookie;
 	return bpf_map_lookup_elem(&rows, &idx);
 }
 
@@ -347,7 +378,7 @@ static __always_inline int watched(__u32 tgid)
 	return bpf_map_lookup_elem(&pids, &tgid) != 0;
 }
 
-static __always_inline void locate(struct pt_regs *ctx, struct row *r, struct op_state *st)
+static __always_inline void locate(struct regs *ctx, struct row *r, struct op_state *st)
 {
 	__u64 obj = 0;
 	__u64 w = go_word(ctx, r->loc_word);
@@ -390,7 +421,7 @@ static __always_inline void locate(struct pt_regs *ctx, struct row *r, struct op
 }
 
 // read_error fills code/cause from the Error interface starting at word err_word.
-static __always_inline void read_error(struct pt_regs *ctx, struct row *r, struct op_state *st)
+static __always_inline void read_error(struct regs *ctx, struct row *r, struct op_state *st)
 {
 	if (r->err_word == NO_WORD)
 		return;
@@ -485,7 +516,7 @@ static __always_inline int owner_of(struct gkey *k, struct owner *own)
 	return 0;
 }
 
-static __always_inline int op_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	__u64 depth = frame_depth(ctx);
 	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
@@ -500,7 +531,7 @@ static __always_inline int op_entry(struct pt_regs *ctx, struct row *r, struct g
 	st.op_id = next_op_id();
 	st.start = now;
 	st.depth = depth;
-	st.row = (__u16)bpf_get_attach_cookie(ctx);
+	st.row = (__u16)ctx->cookie;
 	if (r->alt_word != NO_WORD && go_word(ctx, r->alt_word) > 0)
 		st.alt = 1;
 	locate(ctx, r, &st);
@@ -516,7 +547,7 @@ static __always_inline int op_entry(struct pt_regs *ctx, struct row *r, struct g
 	return 0;
 }
 
-static __always_inline int op_return(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline int op_return(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
 	if (!cur || cur->depth != frame_depth(ctx))
@@ -541,7 +572,7 @@ static __always_inline int op_return(struct pt_regs *ctx, struct row *r, struct 
 	return 0;
 }
 
-static __always_inline int async_worker_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	__u64 rs = go_word(ctx, r->ptr_word);
 	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
@@ -554,7 +585,7 @@ static __always_inline int async_worker_entry(struct pt_regs *ctx, struct row *r
 		// The starting call has not returned yet (or was not seen): time from here.
 		st.op_id = next_op_id();
 		st.start = now;
-		st.row = (__u16)bpf_get_attach_cookie(ctx);
+		st.row = (__u16)ctx->cookie;
 		locate(ctx, r, &st);
 	}
 	st.depth = frame_depth(ctx);
@@ -562,7 +593,7 @@ static __always_inline int async_worker_entry(struct pt_regs *ctx, struct row *r
 	return 0;
 }
 
-static __always_inline void errsink(struct pt_regs *ctx, struct row *r, struct gkey *k)
+static __always_inline void errsink(struct regs *ctx, struct row *r, struct gkey *k)
 {
 	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
 	if (!cur)
@@ -576,7 +607,7 @@ static __always_inline void errsink(struct pt_regs *ctx, struct row *r, struct g
 	}
 }
 
-static __always_inline void stage_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline void stage_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	struct owner own;
 	if (!owner_of(k, &own))
@@ -586,7 +617,7 @@ static __always_inline void stage_entry(struct pt_regs *ctx, struct row *r, stru
 	bpf_map_update_elem(&stages, &sk, &ss, BPF_ANY);
 }
 
-static __always_inline void stage_return(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline void stage_return(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	struct stage_key sk = {.tgid = k->tgid, .stage = r->stage, .g = k->g};
 	struct stage_state *ss = bpf_map_lookup_elem(&stages, &sk);
@@ -602,7 +633,7 @@ static __always_inline void stage_return(struct pt_regs *ctx, struct row *r, str
 		bpf_map_update_elem(&spawns, &own.op_id, &now, BPF_ANY);
 }
 
-static __always_inline void link_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline void link_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	__u64 recv = go_word(ctx, r->ptr_word);
 	__u64 shared = read_u64(recv + r->off_corr);
@@ -617,14 +648,14 @@ static __always_inline void link_entry(struct pt_regs *ctx, struct row *r, struc
 		emit_stage(k->tgid, STAGE_SCHEDULE_DELAY, &ws.own, *spawned, now);
 }
 
-static __always_inline void link_return(struct pt_regs *ctx, struct gkey *k)
+static __always_inline void link_return(struct regs *ctx, struct gkey *k)
 {
 	struct worker_state *ws = bpf_map_lookup_elem(&workers, k);
 	if (ws && ws->depth == frame_depth(ctx))
 		bpf_map_delete_elem(&workers, k);
 }
 
-static __always_inline void attempt_entry(struct pt_regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline void attempt_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	struct owner own;
 	if (!owner_of(k, &own))
@@ -652,33 +683,36 @@ int probe_entry(struct pt_regs *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!watched(tgid))
 		return 0;
-	struct row *r = row_of(ctx);
+	struct regs R = {};
+	load_regs(ctx, &R);
+	R.cookie = bpf_get_attach_cookie(ctx);
+	struct row *r = row_of(&R);
 	if (!r)
 		return 0;
-	struct gkey k = {.tgid = tgid, .g = GO_G(ctx)};
+	struct gkey k = {.tgid = tgid, .g = GO_G(&R)};
 
 	switch (r->kind) {
 	case KIND_OP:
 	case KIND_ASYNC_START:
-		return op_entry(ctx, r, &k, now);
+		return op_entry(&R, r, &k, now);
 	case KIND_ASYNC_WORKER:
-		return async_worker_entry(ctx, r, &k, now);
+		return async_worker_entry(&R, r, &k, now);
 	case KIND_SUPPRESS: {
-		__u64 d = frame_depth(ctx);
+		__u64 d = frame_depth(&R);
 		bpf_map_update_elem(&suppress, &k, &d, BPF_ANY);
 		return 0;
 	}
 	case KIND_ERRSINK:
-		errsink(ctx, r, &k);
+		errsink(&R, r, &k);
 		return 0;
 	case KIND_STAGE:
-		stage_entry(ctx, r, &k, now);
+		stage_entry(&R, r, &k, now);
 		return 0;
 	case KIND_LINK:
-		link_entry(ctx, r, &k, now);
+		link_entry(&R, r, &k, now);
 		return 0;
 	case KIND_ATTEMPT:
-		attempt_entry(ctx, r, &k, now);
+		attempt_entry(&R, r, &k, now);
 		return 0;
 	case KIND_IO_WRITE: {
 		struct io_state *ios = bpf_map_lookup_elem(&io, &k);
@@ -697,28 +731,31 @@ int probe_return(struct pt_regs *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!watched(tgid))
 		return 0;
-	struct row *r = row_of(ctx);
+	struct regs R = {};
+	load_regs(ctx, &R);
+	R.cookie = bpf_get_attach_cookie(ctx);
+	struct row *r = row_of(&R);
 	if (!r)
 		return 0;
-	struct gkey k = {.tgid = tgid, .g = GO_G(ctx)};
+	struct gkey k = {.tgid = tgid, .g = GO_G(&R)};
 
 	switch (r->kind) {
 	case KIND_OP:
 	case KIND_ASYNC_START:
 	case KIND_ASYNC_WORKER:
-		return op_return(ctx, r, &k, now);
+		return op_return(&R, r, &k, now);
 	case KIND_SUPPRESS: {
 		__u64 *d = bpf_map_lookup_elem(&suppress, &k);
-		if (d && *d == frame_depth(ctx))
+		if (d && *d == frame_depth(&R))
 			bpf_map_delete_elem(&suppress, &k);
 		return 0;
 	}
 	case KIND_STAGE:
 	case KIND_ATTEMPT:
-		stage_return(ctx, r, &k, now);
+		stage_return(&R, r, &k, now);
 		return 0;
 	case KIND_LINK:
-		link_return(ctx, &k);
+		link_return(&R, &k);
 		return 0;
 	case KIND_IO_READ: {
 		struct io_state *ios = bpf_map_lookup_elem(&io, &k);

@@ -158,7 +158,7 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 
 func loadError(err error) error {
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-		return fmt.Errorf("loading BPF programs: permission denied: asobserve needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run it as root or grant those capabilities")
+		return fmt.Errorf("loading BPF programs: %v: asobserve needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run it as root or grant those capabilities", err)
 	}
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
