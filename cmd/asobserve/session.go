@@ -64,7 +64,7 @@ func startSession(f agentFlags, opts attach.Options, extra map[string]http.Handl
 		return nil, err
 	}
 	s := &session{rec: rec, agent: agent, done: make(chan error, 1), logger: logger}
-	s.public = httpapi.Serve(pub, httpapi.MetricsMux(rec.Registry, nil, extra))
+	s.public = httpapi.Serve(pub, httpapi.MetricsMux(rec.Handler(), nil, extra))
 	if adminLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/stages", httpapi.StagesHandler(agent.SetStages, agent.StagesEnabled))

@@ -10,9 +10,6 @@ import (
 	"net/http"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Server is a started HTTP listener.
@@ -48,9 +45,9 @@ func ReadOnly(h http.Handler) http.Handler {
 
 // MetricsMux builds the public mux: /metrics (Prometheus text, OpenMetrics on
 // negotiation), /healthz, plus extra read-only handlers by path.
-func MetricsMux(reg *prometheus.Registry, healthy func() error, extra map[string]http.Handler) *http.ServeMux {
+func MetricsMux(metrics http.Handler, healthy func() error, extra map[string]http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", ReadOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})))
+	mux.Handle("/metrics", ReadOnly(metrics))
 	mux.Handle("/healthz", ReadOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if healthy != nil {
 			if err := healthy(); err != nil {

@@ -1,0 +1,117 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/asobserve/asobserve/internal/semconv"
+)
+
+func exposition(t *testing.T, r *Recorder) string {
+	return r.Text()
+}
+
+func TestHelpAndTypeBeforeAnyOperation(t *testing.T) {
+	text := exposition(t, New(Options{}))
+	for _, want := range []string{
+		"# HELP db_client_operation_duration_seconds Duration of database client operations.\n# TYPE db_client_operation_duration_seconds histogram\n",
+		"# HELP db_client_internal_stage_seconds ",
+		"# TYPE db_client_internal_stage_seconds histogram\n",
+		"asobserve_internal_stage_metrics_enabled 0\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestOperationSeriesLabelsAndBuckets(t *testing.T) {
+	r := New(Options{})
+	id := &Identity{Service: "svc"}
+	r.ObserveOp(id, OpSample{Op: "get", Namespace: "test", Set: "users", ErrorType: "KeyNotFoundError", Duration: 3 * time.Millisecond})
+	r.ObserveOp(id, OpSample{Op: "get", Namespace: "test", Set: "users", ErrorType: "KeyNotFoundError", Duration: 70 * time.Millisecond})
+	text := exposition(t, r)
+	prefix := `db_client_operation_duration_seconds_bucket{db_collection_name="users",db_namespace="test",db_operation_name="get",db_system_name="aerospike",error_type="KeyNotFoundError",k8s_container_name="",k8s_namespace_name="",k8s_node_name="",k8s_pod_name="",service_name="svc",le=`
+	want := map[string]string{"0.001": "0", "0.005": "1", "0.01": "1", "0.05": "1", "0.1": "2", "0.5": "2", "1": "2", "5": "2", "10": "2", "+Inf": "2"}
+	for le, n := range want {
+		line := prefix + `"` + le + `"} ` + n + "\n"
+		if !strings.Contains(text, line) {
+			t.Errorf("missing %q", line)
+		}
+	}
+	if got := len(semconv.OperationBuckets); got != 9 {
+		t.Fatalf("%d buckets", got)
+	}
+}
+
+func TestStagesOnlyWhileEnabled(t *testing.T) {
+	r := New(Options{})
+	id := &Identity{Service: "svc"}
+	r.ObserveStage(id, StageSample{Stage: "io", Op: "batch_read", Duration: time.Millisecond})
+	if n := testutil.CollectAndCount(r.stageHist); n != 0 {
+		t.Fatalf("stage series while off: %d", n)
+	}
+	r.SetStagesEnabled(true)
+	r.ObserveStage(id, StageSample{Stage: "io", Op: "batch_read", Duration: time.Millisecond})
+	if n := testutil.CollectAndCount(r.stageHist); n != 1 {
+		t.Fatalf("stage series while on: %d", n)
+	}
+	if v := testutil.ToFloat64(r.stagesGauge); v != 1 {
+		t.Fatalf("gauge %v", v)
+	}
+}
+
+func TestOperationsSwitch(t *testing.T) {
+	r := New(Options{})
+	r.SetOperationsEnabled(false)
+	r.ObserveOp(nil, OpSample{Op: "put", Namespace: "n", Set: "s"})
+	if n := testutil.CollectAndCount(r.opHist); n != 0 {
+		t.Fatalf("%d series with operations off", n)
+	}
+}
+
+func TestCollectionCap(t *testing.T) {
+	r := New(Options{CollectionCap: 10})
+	id := &Identity{Service: "svc"}
+	other := &Identity{Service: "other"}
+	for i := 0; i < 10000; i++ {
+		r.ObserveOp(id, OpSample{Op: "put", Namespace: "test", Set: "set" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)})
+	}
+	r.ObserveOp(other, OpSample{Op: "put", Namespace: "test", Set: "fresh"})
+	if n := testutil.CollectAndCount(r.opHist); n != 12 { // 10 capped + _other + the other service's
+		t.Fatalf("series = %d, want 12", n)
+	}
+	if v := testutil.ToFloat64(r.labelOverflow); v != 9990 {
+		t.Fatalf("overflow = %v, want 9990", v)
+	}
+}
+
+type countingSink struct{ ops, stages int }
+
+func (c *countingSink) ObserveOp(*Identity, OpSample)       { c.ops++ }
+func (c *countingSink) ObserveStage(*Identity, StageSample) { c.stages++ }
+
+func TestSinksSeeCappedObservations(t *testing.T) {
+	r := New(Options{})
+	s := &countingSink{}
+	r.AddSink(s)
+	r.SetStagesEnabled(true)
+	r.ObserveOp(nil, OpSample{Op: "put"})
+	r.ObserveStage(nil, StageSample{Stage: "io"})
+	if s.ops != 1 || s.stages != 1 {
+		t.Fatalf("sink saw %+v", s)
+	}
+}
+
+func BenchmarkObserveOp(b *testing.B) {
+	r := New(Options{})
+	id := &Identity{Service: "svc"}
+	s := OpSample{Op: "get", Namespace: "test", Set: "users", Duration: time.Millisecond}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r.ObserveOp(id, s)
+	}
+}
