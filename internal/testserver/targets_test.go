@@ -1,0 +1,65 @@
+package testserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestClientVersionTargets builds the v6, v7 and v8 target modules under
+// testdata/targets (each with its own go.mod) and runs their fixed mix against a
+// 2-node cluster: every operation must succeed exactly -count times.
+func TestClientVersionTargets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds three client versions")
+	}
+	c, _ := startCluster(t, Config{Nodes: 2})
+	const count = 5
+	ops := []string{"append", "batch_operate", "batch_read", "batch_remove", "exists", "get", "increment", "operate",
+		"prepend", "put", "query", "remove", "scan", "select", "touch"}
+	for _, v := range []string{"v6", "v7", "v8"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			dir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "targets", v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bin := filepath.Join(t.TempDir(), "target-"+v)
+			build := exec.Command("go", "build", "-o", bin, ".")
+			build.Dir = dir
+			build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("build %s: %v\n%s", v, err, out)
+			}
+			var stdout, stderr bytes.Buffer
+			run := exec.Command(bin, "-hosts", strings.Join(c.Hosts(), ","), "-count", "5")
+			run.Stdout, run.Stderr = &stdout, &stderr
+			if err := run.Run(); err != nil {
+				t.Fatalf("run %s: %v\n%s", v, err, stderr.String())
+			}
+			var tr struct {
+				Counts []struct {
+					Op, Namespace, Set string
+					ErrorType          string `json:"error_type"`
+					Count              int64
+				}
+				TotalOps int64 `json:"total_ops"`
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &tr); err != nil {
+				t.Fatalf("truth JSON: %v\n%s", err, stdout.String())
+			}
+			if tr.TotalOps != count*int64(len(ops)) || len(tr.Counts) != len(ops) {
+				t.Fatalf("%s: total %d, %d series: %+v", v, tr.TotalOps, len(tr.Counts), tr.Counts)
+			}
+			for i, c := range tr.Counts {
+				if c.Op != ops[i] || c.ErrorType != "" || c.Count != count || c.Namespace != "test" || c.Set != "compat" {
+					t.Fatalf("%s: series %d = %+v, want %s x%d success", v, i, c, ops[i], count)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,285 @@
+package workload
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	as "github.com/aerospike/aerospike-client-go/v7"
+
+	"github.com/asobserve/asobserve/internal/semconv"
+)
+
+// Key spaces per set: main keys are preloaded and never deleted; volatile keys are
+// preloaded and are what remove and batch_remove delete; missing keys never exist.
+type keySpace struct {
+	main, volatile, missing []*as.Key
+}
+
+type runner struct {
+	client *as.Client
+	cfg    Config
+	cycle  []string
+	next   atomic.Int64
+	perOp  map[string]*atomic.Int64
+	keys   map[string]*keySpace
+
+	batchPolicy *as.BatchPolicy
+	scanPolicy  *as.ScanPolicy
+	queryPolicy *as.QueryPolicy
+	createOnly  *as.WritePolicy
+	wrongGen    *as.WritePolicy
+}
+
+func newRunner(client *as.Client, cfg Config, cycle []string) *runner {
+	r := &runner{client: client, cfg: cfg, cycle: cycle, perOp: map[string]*atomic.Int64{}, keys: map[string]*keySpace{}}
+	for _, op := range semconv.Operations {
+		r.perOp[op] = &atomic.Int64{}
+	}
+	r.batchPolicy = as.NewBatchPolicy()
+	r.scanPolicy = as.NewScanPolicy()
+	r.queryPolicy = as.NewQueryPolicy()
+	if cfg.ConcurrentNodes > 0 {
+		r.batchPolicy.ConcurrentNodes = cfg.ConcurrentNodes
+		r.scanPolicy.MaxConcurrentNodes = cfg.ConcurrentNodes
+		r.queryPolicy.MaxConcurrentNodes = cfg.ConcurrentNodes
+	}
+	r.createOnly = as.NewWritePolicy(0, 0)
+	r.createOnly.RecordExistsAction = as.CREATE_ONLY
+	// No stored record reaches this generation, so the check always fails.
+	r.wrongGen = as.NewWritePolicy(0xFFFFFFF0, 0)
+	r.wrongGen.GenerationPolicy = as.EXPECT_GEN_EQUAL
+	return r
+}
+
+func mustKey(ns, set string, v string) *as.Key {
+	k, err := as.NewKey(ns, set, v)
+	if err != nil {
+		panic(err) // only fails for unsupported key types
+	}
+	return k
+}
+
+func (r *runner) preload() error {
+	ns := r.cfg.Namespace
+	for _, set := range r.cfg.Sets {
+		ks := &keySpace{}
+		for i := 0; i < r.cfg.Keys; i++ {
+			ks.main = append(ks.main, mustKey(ns, set, fmt.Sprintf("k%d", i)))
+			ks.volatile = append(ks.volatile, mustKey(ns, set, fmt.Sprintf("v%d", i)))
+			ks.missing = append(ks.missing, mustKey(ns, set, fmt.Sprintf("missing%d", i)))
+		}
+		r.keys[set] = ks
+	}
+	type job struct {
+		k   *as.Key
+		idx int
+	}
+	jobs := make(chan job)
+	errs := make(chan error, r.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i := 0; i < r.cfg.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if err := r.client.Put(nil, j.k, r.bins(j.idx)); err != nil {
+					select {
+					case errs <- fmt.Errorf("preload %v: %v", j.k, err):
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for _, set := range r.cfg.Sets {
+		for i := 0; i < r.cfg.Keys; i++ {
+			jobs <- job{r.keys[set].main[i], i}
+			jobs <- job{r.keys[set].volatile[i], i}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (r *runner) bins(idx int) as.BinMap {
+	return as.BinMap{"n": idx, "s": "v", "grp": idx % 10}
+}
+
+// mix64 is splitmix64: a cheap, well-spread hash for picking keys deterministically.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// batchSize: every 4th batch has exactly one key (the client's single-command path).
+func batchSize(n int64) int {
+	if n%4 == 0 {
+		return 1
+	}
+	return 2 + int(n%7)
+}
+
+// do runs operation number seq and records its outcome and latency.
+func (r *runner) do(w *worker, seq int64) {
+	op := r.cycle[seq%int64(len(r.cycle))]
+	n := r.perOp[op].Add(1) - 1
+	set := r.cfg.Sets[n%int64(len(r.cfg.Sets))]
+	ns := r.cfg.Namespace
+	ks := r.keys[set]
+	idx := int(mix64(uint64(n)^uint64(r.cfg.Seed)^uint64(len(op))<<56) % uint64(r.cfg.Keys))
+	k := ks.main[idx]
+	failing := r.cfg.Errors && n%10 == 5
+	batchKeys := func(space []*as.Key) []*as.Key {
+		size := batchSize(n)
+		keys := make([]*as.Key, size)
+		for i := range keys {
+			keys[i] = space[(idx+i*7)%len(space)]
+		}
+		return keys
+	}
+
+	var err error
+	var start time.Time
+	switch op {
+	case semconv.OpPut:
+		policy, bins := (*as.WritePolicy)(nil), r.bins(idx)
+		if r.cfg.Errors && n%10 == 3 {
+			policy = r.createOnly
+		} else if r.cfg.Errors && n%10 == 7 {
+			policy = r.wrongGen
+		}
+		start = time.Now()
+		err = r.client.Put(policy, k, bins)
+	case semconv.OpGet:
+		if failing {
+			k = ks.missing[idx]
+		}
+		start = time.Now()
+		_, err = r.client.Get(nil, k)
+	case semconv.OpSelect:
+		start = time.Now()
+		_, err = r.client.Get(nil, k, "s", "n")
+	case semconv.OpExists:
+		if failing {
+			k = ks.missing[idx]
+		}
+		start = time.Now()
+		_, err = r.client.Exists(nil, k)
+	case semconv.OpRemove:
+		k = ks.volatile[idx]
+		start = time.Now()
+		_, err = r.client.Delete(nil, k)
+	case semconv.OpTouch:
+		if failing {
+			k = ks.missing[idx]
+		}
+		start = time.Now()
+		err = r.client.Touch(nil, k)
+	case semconv.OpAppend:
+		bins := as.BinMap{"s": "a"}
+		start = time.Now()
+		err = r.client.Append(nil, k, bins)
+	case semconv.OpPrepend:
+		bins := as.BinMap{"s": "p"}
+		start = time.Now()
+		err = r.client.Prepend(nil, k, bins)
+	case semconv.OpIncrement:
+		bins := as.BinMap{"n": 1}
+		start = time.Now()
+		err = r.client.Add(nil, k, bins)
+	case semconv.OpOperate:
+		ops := []*as.Operation{as.AddOp(as.NewBin("n", 1)), as.GetBinOp("n")}
+		start = time.Now()
+		_, err = r.client.Operate(nil, k, ops...)
+	case semconv.OpBatchRead:
+		keys := batchKeys(ks.main)
+		err = r.batchRead(n, keys, &start)
+	case semconv.OpBatchOperate:
+		keys := batchKeys(ks.main)
+		recs := make([]as.BatchRecordIfc, len(keys))
+		for i, bk := range keys {
+			if i%2 == 0 {
+				recs[i] = as.NewBatchWrite(nil, bk, as.PutOp(as.NewBin("s", "b")))
+			} else {
+				recs[i] = as.NewBatchRead(nil, bk, []string{"n"})
+			}
+		}
+		start = time.Now()
+		err = r.client.BatchOperate(r.batchPolicy, recs)
+	case semconv.OpBatchRemove:
+		keys := batchKeys(ks.volatile)
+		start = time.Now()
+		_, err = r.client.BatchDelete(r.batchPolicy, nil, keys)
+	case semconv.OpQuery:
+		stmt := as.NewStatement(ns, set)
+		if err = stmt.SetFilter(as.NewEqualFilter("grp", int(n%10))); err != nil {
+			panic(err)
+		}
+		start = time.Now()
+		rs, qerr := r.client.Query(r.queryPolicy, stmt)
+		err = drain(rs, qerr)
+	case semconv.OpScan:
+		start = time.Now()
+		rs, serr := r.client.ScanAll(r.scanPolicy, ns, set)
+		err = drain(rs, serr)
+	case semconv.OpExecute:
+		args := []as.Value{as.NewValue("u"), as.NewValue(1)}
+		start = time.Now()
+		_, err = r.client.Execute(nil, k, "asobserve", "add", args...)
+	default:
+		panic("unknown op " + op)
+	}
+	w.record(op, ns, set, err, time.Since(start))
+}
+
+// batchRead rotates through every batch read API.
+func (r *runner) batchRead(n int64, keys []*as.Key, start *time.Time) (err error) {
+	switch n % 5 {
+	case 0:
+		*start = time.Now()
+		_, err = r.client.BatchGet(r.batchPolicy, keys)
+	case 1:
+		*start = time.Now()
+		_, err = r.client.BatchGetHeader(r.batchPolicy, keys)
+	case 2:
+		*start = time.Now()
+		_, err = r.client.BatchExists(r.batchPolicy, keys)
+	case 3:
+		*start = time.Now()
+		_, err = r.client.BatchGetOperate(r.batchPolicy, keys, as.GetBinOp("n"))
+	default:
+		// Named bins: v7.10.2 fails a 1-key BatchGetComplex that reads all bins on the
+		// client side ("No operations were passed") without contacting the server.
+		reads := make([]*as.BatchRead, len(keys))
+		for i, bk := range keys {
+			reads[i] = as.NewBatchRead(nil, bk, []string{"n", "s"})
+		}
+		*start = time.Now()
+		err = r.client.BatchGetComplex(r.batchPolicy, reads)
+	}
+	return err
+}
+
+// drain reads a recordset to its end and returns the first error.
+func drain(rs *as.Recordset, err as.Error) error {
+	if err != nil {
+		return err
+	}
+	var first error
+	for res := range rs.Results() {
+		if res.Err != nil && first == nil {
+			first = res.Err
+		}
+	}
+	return first
+}

@@ -1,0 +1,14 @@
+module github.com/asobserve/asobserve/testdata/targets/v8
+
+go 1.23.0
+
+require github.com/aerospike/aerospike-client-go/v8 v8.8.0
+
+require (
+	github.com/kr/pretty v0.3.1 // indirect
+	github.com/wadey/gocovmerge v0.0.0-20160331181800-b5bfa59ec0ad // indirect
+	github.com/yuin/gopher-lua v1.1.2 // indirect
+	golang.org/x/sync v0.16.0 // indirect
+	golang.org/x/tools v0.36.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
