@@ -22,6 +22,8 @@ struct regs {
 	__u64 w[16];
 	__u64 g;
 	__u64 sp;
+	__u64 lr; // arm64 link register; on amd64 the return address is at [SP]
+	__u64 fp; // the caller's frame pointer (amd64 BP)
 	__u64 cookie;
 };
 
@@ -45,6 +47,7 @@ static __always_inline void load_regs(struct pt_regs *ctx, struct regs *r)
 	r->w[8] = ctx->r11;
 	r->g = ctx->r14;
 	r->sp = ctx->sp;
+	r->fp = ctx->bp;
 }
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
@@ -73,6 +76,7 @@ static __always_inline void load_regs(struct pt_regs *ctx, struct regs *r)
 	r->w[14] = ctx->regs[14];
 	r->w[15] = ctx->regs[15];
 	r->g = ctx->regs[28];
+	r->lr = ctx->regs[30];
 	r->sp = ctx->sp;
 }
 #else
@@ -88,6 +92,17 @@ static __always_inline __u64 go_word(struct regs *R, __u32 i)
 #define GO_G(R) ((R)->g)
 #define GO_SP(R) ((R)->sp)
 
+static __always_inline __u64 return_address(struct regs *R)
+{
+#if defined(__TARGET_ARCH_x86)
+	__u64 ra = 0;
+	bpf_probe_read_user(&ra, sizeof(ra), (void *)R->sp);
+	return ra;
+#else
+	return R->lr;
+#endif
+}
+
 #define NS_MAX 32
 #define SET_MAX 64
 #define MAX_ROWS 1024
@@ -98,7 +113,6 @@ enum row_kind {
 	KIND_OP = 1,           // a data operation, entry to return on one goroutine
 	KIND_ASYNC_START = 2,  // Scan/QueryPartitions: returns a recordset, the op ends later
 	KIND_ASYNC_WORKER = 3, // scan/queryPartitions: the goroutine whose return ends the op
-	KIND_SUPPRESS = 4,     // executeSingle: ops it calls belong to the enclosing batch
 	KIND_ERRSINK = 5,      // Recordset.sendError: the async op's error
 	KIND_STAGE = 6,        // a stage timed entry to return on the owning goroutine
 	KIND_LINK = 7,         // per-node batch command Execute: ties a worker goroutine to its op
@@ -177,6 +191,7 @@ struct op_state {
 	__u64 set_ptr;
 	__u64 set_len;
 	__u64 corr;
+	__u64 rs; // recordset of an async op
 	__u64 spawn_ts;
 	__s32 code;
 	__s32 cause;
@@ -264,12 +279,37 @@ struct {
 	__type(value, __u64);
 } seq SEC(".maps");
 
+#define NEST_RANGES 16
+#define MAX_EXES 64
+
+// A watched process: which executable slot it runs and its load bias (PIE).
+struct target {
+	__u64 bias;
+	__u32 exe;
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct target);
 } pids SEC(".maps");
+
+// Per executable: link-time address ranges of client functions that call public
+// operations internally (a batch's one-key node share runs client.Get and friends).
+// An operation called from inside them is part of the enclosing batch.
+struct nest_ranges {
+	__u64 lo[NEST_RANGES];
+	__u64 hi[NEST_RANGES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_EXES);
+	__type(key, __u32);
+	__type(value, struct nest_ranges);
+} nested SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -291,13 +331,6 @@ struct {
 	__type(key, struct pkey);
 	__type(value, struct op_state);
 } async_ops SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct gkey);
-	__type(value, __u64);
-} suppress SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -373,9 +406,35 @@ static __always_inline struct row *row_of(struct regs *R)
 	return bpf_map_lookup_elem(&rows, &idx);
 }
 
-static __always_inline int watched(__u32 tgid)
+static __always_inline struct target *watched(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&pids, &tgid) != 0;
+	return bpf_map_lookup_elem(&pids, &tgid);
+}
+
+static __always_inline int in_ranges(struct nest_ranges *nr, __u64 pc)
+{
+	for (int i = 0; i < NEST_RANGES; i++) {
+		if (pc >= nr->lo[i] && pc < nr->hi[i])
+			return 1;
+	}
+	return 0;
+}
+
+// called_from_client reports whether the caller, or the caller's caller (through a
+// public wrapper such as Operate -> operate), is one of the nested-caller functions.
+static __always_inline int called_from_client(struct regs *R, struct target *t)
+{
+	struct nest_ranges *nr = bpf_map_lookup_elem(&nested, &t->exe);
+	if (!nr)
+		return 0;
+	if (in_ranges(nr, return_address(R) - t->bias))
+		return 1;
+#if defined(__TARGET_ARCH_x86)
+	// Go keeps frame pointers: the caller's return address is at [BP+8].
+	if (R->fp && in_ranges(nr, read_u64(R->fp + 8) - t->bias))
+		return 1;
+#endif
+	return 0;
 }
 
 static __always_inline void locate(struct regs *ctx, struct row *r, struct op_state *st)
@@ -516,15 +575,15 @@ static __always_inline int owner_of(struct gkey *k, struct owner *own)
 	return 0;
 }
 
-static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey *k, struct target *t, __u64 now)
 {
+	if (called_from_client(ctx, t))
+		return 0;
 	__u64 depth = frame_depth(ctx);
 	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
 	// A deeper frame of a live op on this goroutine is a nested call (Operate -> operate):
 	// it belongs to the outer op. Older entries are leftovers of a panic.
 	if (cur && depth > cur->depth && now - cur->start < STALE_NS)
-		return 0;
-	if (bpf_map_lookup_elem(&suppress, k))
 		return 0;
 
 	struct op_state st = {};
@@ -564,46 +623,68 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 		__u64 rs = go_word(ctx, r->ptr_word);
 		if (rs) {
 			struct pkey pk = {.tgid = k->tgid, .ptr = rs};
-			bpf_map_update_elem(&async_ops, &pk, &st, BPF_ANY);
+			struct op_state *early = bpf_map_lookup_elem(&async_ops, &pk);
+			if (early) {
+				// The worker started before this return: the op began here, though.
+				early->start = st.start;
+				early->op_id = st.op_id;
+				early->row = st.row;
+			} else {
+				bpf_map_update_elem(&async_ops, &pk, &st, BPF_ANY);
+			}
 			return 0;
 		}
+	}
+	if (r->kind == KIND_ASYNC_WORKER) {
+		struct pkey pk = {.tgid = k->tgid, .ptr = st.rs};
+		struct op_state *async = bpf_map_lookup_elem(&async_ops, &pk);
+		if (!async)
+			return 0;
+		st = *async;
+		bpf_map_delete_elem(&async_ops, &pk);
 	}
 	emit_op(&st, k->tgid, now);
 	return 0;
 }
 
+// The scan/query goroutine: its return ends the op. The op's state lives in async_ops,
+// keyed by recordset, so that errors sent by any goroutine reach it.
 static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	__u64 rs = go_word(ctx, r->ptr_word);
 	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
-	struct op_state st = {};
-	struct op_state *started = bpf_map_lookup_elem(&async_ops, &pk);
-	if (started) {
-		st = *started;
-		bpf_map_delete_elem(&async_ops, &pk);
-	} else {
+	if (!bpf_map_lookup_elem(&async_ops, &pk)) {
 		// The starting call has not returned yet (or was not seen): time from here.
-		st.op_id = next_op_id();
-		st.start = now;
-		st.row = (__u16)ctx->cookie;
-		locate(ctx, r, &st);
+		struct op_state fresh = {};
+		fresh.op_id = next_op_id();
+		fresh.start = now;
+		fresh.row = (__u16)ctx->cookie;
+		locate(ctx, r, &fresh);
+		bpf_map_update_elem(&async_ops, &pk, &fresh, BPF_NOEXIST);
 	}
-	st.depth = frame_depth(ctx);
-	bpf_map_update_elem(&inflight, k, &st, BPF_ANY);
+	struct op_state anchor = {.depth = frame_depth(ctx), .rs = rs, .start = now};
+	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
+	if (op) {
+		anchor.op_id = op->op_id;
+		anchor.row = op->row;
+	}
+	bpf_map_update_elem(&inflight, k, &anchor, BPF_ANY);
 	return 0;
 }
 
+// The first error sent to a recordset is the op's error: it is the first the caller reads.
 static __always_inline void errsink(struct regs *ctx, struct row *r, struct gkey *k)
 {
-	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
-	if (!cur)
+	struct pkey pk = {.tgid = k->tgid, .ptr = go_word(ctx, r->ptr_word)};
+	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
+	if (!op || op->failed)
 		return;
 	struct op_state tmp = {};
 	read_error(ctx, r, &tmp);
 	if (tmp.failed) {
-		cur->failed = 1;
-		cur->code = tmp.code;
-		cur->cause = tmp.cause;
+		op->failed = 1;
+		op->code = tmp.code;
+		op->cause = tmp.cause;
 	}
 }
 
@@ -681,7 +762,8 @@ int probe_entry(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!watched(tgid))
+	struct target *tgt = watched(tgid);
+	if (!tgt)
 		return 0;
 	struct regs R = {};
 	load_regs(ctx, &R);
@@ -694,14 +776,9 @@ int probe_entry(struct pt_regs *ctx)
 	switch (r->kind) {
 	case KIND_OP:
 	case KIND_ASYNC_START:
-		return op_entry(&R, r, &k, now);
+		return op_entry(&R, r, &k, tgt, now);
 	case KIND_ASYNC_WORKER:
 		return async_worker_entry(&R, r, &k, now);
-	case KIND_SUPPRESS: {
-		__u64 d = frame_depth(&R);
-		bpf_map_update_elem(&suppress, &k, &d, BPF_ANY);
-		return 0;
-	}
 	case KIND_ERRSINK:
 		errsink(&R, r, &k);
 		return 0;
@@ -729,7 +806,8 @@ int probe_return(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!watched(tgid))
+	struct target *tgt = watched(tgid);
+	if (!tgt)
 		return 0;
 	struct regs R = {};
 	load_regs(ctx, &R);
@@ -744,12 +822,6 @@ int probe_return(struct pt_regs *ctx)
 	case KIND_ASYNC_START:
 	case KIND_ASYNC_WORKER:
 		return op_return(&R, r, &k, now);
-	case KIND_SUPPRESS: {
-		__u64 *d = bpf_map_lookup_elem(&suppress, &k);
-		if (d && *d == frame_depth(&R))
-			bpf_map_delete_elem(&suppress, &k);
-		return 0;
-	}
 	case KIND_STAGE:
 	case KIND_ATTEMPT:
 		stage_return(&R, r, &k, now);

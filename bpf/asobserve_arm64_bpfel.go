@@ -28,6 +28,12 @@ type AsobserveIoState struct {
 	AttemptStart uint64
 }
 
+type AsobserveNestRanges struct {
+	_  structs.HostLayout
+	Lo [16]uint64
+	Hi [16]uint64
+}
+
 type AsobserveOpState struct {
 	_       structs.HostLayout
 	OpId    uint64
@@ -38,6 +44,7 @@ type AsobserveOpState struct {
 	SetPtr  uint64
 	SetLen  uint64
 	Corr    uint64
+	Rs      uint64
 	SpawnTs uint64
 	Code    int32
 	Cause   int32
@@ -92,6 +99,13 @@ type AsobserveStageState struct {
 	Depth uint64
 }
 
+type AsobserveTarget struct {
+	_    structs.HostLayout
+	Bias uint64
+	Exe  uint32
+	Pad  uint32
+}
+
 type AsobserveWorkerState struct {
 	_     structs.HostLayout
 	Own   AsobserveOwner
@@ -108,12 +122,12 @@ const (
 	AsobserveMapEvents       = "events"
 	AsobserveMapInflight     = "inflight"
 	AsobserveMapIo           = "io"
+	AsobserveMapNested       = "nested"
 	AsobserveMapPids         = "pids"
 	AsobserveMapRows         = "rows"
 	AsobserveMapSeq          = "seq"
 	AsobserveMapSpawns       = "spawns"
 	AsobserveMapStages       = "stages"
-	AsobserveMapSuppress     = "suppress"
 	AsobserveMapWorkers      = "workers"
 	AsobserveProgProbeEmpty  = "probe_empty"
 	AsobserveProgProbeEntry  = "probe_entry"
@@ -177,12 +191,12 @@ type AsobserveMapSpecs struct {
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	Inflight *ebpf.MapSpec `ebpf:"inflight"`
 	Io       *ebpf.MapSpec `ebpf:"io"`
+	Nested   *ebpf.MapSpec `ebpf:"nested"`
 	Pids     *ebpf.MapSpec `ebpf:"pids"`
 	Rows     *ebpf.MapSpec `ebpf:"rows"`
 	Seq      *ebpf.MapSpec `ebpf:"seq"`
 	Spawns   *ebpf.MapSpec `ebpf:"spawns"`
 	Stages   *ebpf.MapSpec `ebpf:"stages"`
-	Suppress *ebpf.MapSpec `ebpf:"suppress"`
 	Workers  *ebpf.MapSpec `ebpf:"workers"`
 }
 
@@ -218,12 +232,12 @@ type AsobserveMaps struct {
 	Events   *ebpf.Map `ebpf:"events"`
 	Inflight *ebpf.Map `ebpf:"inflight"`
 	Io       *ebpf.Map `ebpf:"io"`
+	Nested   *ebpf.Map `ebpf:"nested"`
 	Pids     *ebpf.Map `ebpf:"pids"`
 	Rows     *ebpf.Map `ebpf:"rows"`
 	Seq      *ebpf.Map `ebpf:"seq"`
 	Spawns   *ebpf.Map `ebpf:"spawns"`
 	Stages   *ebpf.Map `ebpf:"stages"`
-	Suppress *ebpf.Map `ebpf:"suppress"`
 	Workers  *ebpf.Map `ebpf:"workers"`
 }
 
@@ -235,12 +249,12 @@ func (m *AsobserveMaps) Close() error {
 		m.Events,
 		m.Inflight,
 		m.Io,
+		m.Nested,
 		m.Pids,
 		m.Rows,
 		m.Seq,
 		m.Spawns,
 		m.Stages,
-		m.Suppress,
 		m.Workers,
 	)
 }

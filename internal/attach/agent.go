@@ -30,7 +30,10 @@ import (
 	"github.com/asobserve/asobserve/internal/semconv"
 )
 
-const maxRows = 1024
+const (
+	maxRows = 1024
+	maxExes = 64 // MAX_EXES in asobserve.c
+)
 
 // DefaultRingBufferSize is the ring buffer size in bytes (a power of two, page multiple).
 const DefaultRingBufferSize = 8 << 20
@@ -78,6 +81,7 @@ type exeProbes struct {
 	stageLinks []link.Link
 	pids       map[int]bool
 	info       BinaryInfo
+	slot       uint32
 }
 
 type resolvedRow struct {
@@ -99,6 +103,7 @@ type Agent struct {
 	targets sync.Map // uint32 pid -> *Target
 	stages  bool
 	free    []uint32
+	slots   [maxExes]bool
 
 	rows [maxRows]atomic.Pointer[rowInfo]
 
@@ -218,8 +223,11 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 		a.exes[key] = e
 	}
 	t := &Target{PID: pid, Identity: id, Binary: e.info, exe: e}
-	one := uint32(1)
-	if err := a.objs.Pids.Put(uint32(pid), one); err != nil {
+	bias, err := loadBias(pid)
+	if err == nil {
+		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot})
+	}
+	if err != nil {
 		if len(e.pids) == 0 {
 			a.detachExe(e)
 			delete(a.exes, key)
@@ -274,12 +282,20 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s for uprobes: %w", bin.Target, err)
 	}
-	e := &exeProbes{key: key, bin: bin, exe: ex, pids: map[int]bool{}}
+	e := &exeProbes{key: key, bin: bin, exe: ex, pids: map[int]bool{}, slot: maxExes}
 	e.info = BinaryInfo{Path: bin.Target, GoVersion: bin.GoVersion, ClientModule: bin.ClientModule,
 		ClientVersion: bin.ClientVersion, Stripped: bin.Stripped, PIE: bin.PIE}
 	fail := func(err error) (*exeProbes, error) {
 		a.detachExe(e)
 		return nil, err
+	}
+	slot, ok := a.takeSlot()
+	if !ok {
+		return fail(fmt.Errorf("too many distinct executables attached (limit %d): detach some first", maxExes))
+	}
+	e.slot = slot
+	if err := a.writeNested(e); err != nil {
+		return fail(err)
 	}
 	offs, err := resolveOffsets(bin)
 	if err != nil {
@@ -392,6 +408,10 @@ func (a *Agent) detachExe(e *exeProbes) {
 		a.free = append(a.free, r.idx)
 	}
 	e.rows = nil
+	if e.slot < maxExes {
+		a.slots[e.slot] = false
+		e.slot = maxExes
+	}
 	for pid := range e.pids {
 		_ = a.objs.Pids.Delete(uint32(pid))
 		if _, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
@@ -401,6 +421,42 @@ func (a *Agent) detachExe(e *exeProbes) {
 	if e.bin != nil {
 		e.bin.Close()
 	}
+}
+
+func (a *Agent) takeSlot() (uint32, bool) {
+	for i := range a.slots {
+		if !a.slots[i] {
+			a.slots[i] = true
+			return uint32(i), true
+		}
+	}
+	return 0, false
+}
+
+// writeNested stores the address ranges of client functions whose calls to public
+// operations are internal (see probes.NestedCallers).
+func (a *Agent) writeNested(e *exeProbes) error {
+	var nr bpf.AsobserveNestRanges
+	n := 0
+	for _, rel := range probes.NestedCallers(e.bin.ClientMajor) {
+		sym := e.bin.ClientSymbol(rel)
+		if !e.bin.HasFunc(sym) {
+			continue
+		}
+		fn, err := e.bin.Func(sym)
+		if err != nil {
+			return err
+		}
+		if n == len(nr.Lo) {
+			return fmt.Errorf("more nested-caller functions than the BPF table holds (%d)", len(nr.Lo))
+		}
+		nr.Lo[n], nr.Hi[n] = fn.Addr, fn.Addr+fn.Size
+		n++
+	}
+	if err := a.objs.Nested.Put(e.slot, nr); err != nil {
+		return fmt.Errorf("writing nested-caller ranges: %w", err)
+	}
+	return nil
 }
 
 // SetStages attaches or detaches the stage probes of every attached executable.

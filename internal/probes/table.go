@@ -14,7 +14,6 @@ const (
 	Op          Kind = 1  // a data operation, entry to return on one goroutine
 	AsyncStart  Kind = 2  // starts an op that ends on another goroutine (scan, query)
 	AsyncWorker Kind = 3  // the goroutine whose return ends an AsyncStart op
-	Suppress    Kind = 4  // ops called inside belong to the enclosing batch
 	ErrSink     Kind = 5  // reports an async op's error
 	Stage       Kind = 6  // a stage, entry to return
 	Link        Kind = 7  // ties a per-node worker goroutine to its batch op
@@ -129,14 +128,14 @@ func v7() []Row {
 	scanNode.Kind, scanNode.PtrWord, scanNode.Optional = AsyncStart, 0, true
 	scanWorker := op("(*Client).scanPartitions", semconv.OpScan, LocStrings, 3, NoWord)
 	scanWorker.Kind, scanWorker.PtrWord = AsyncWorker, 7
-	queryStart := op("(*Client).QueryPartitions", semconv.OpQuery, LocStatement, 1+1, 1)
+	queryStart := op("(*Client).QueryPartitions", semconv.OpQuery, LocStatement, 2, 1)
 	queryStart.Kind, queryStart.PtrWord = AsyncStart, 0
 	queryNode := op("(*Client).queryNodePartitions", semconv.OpQuery, LocStatement, 3, 1)
 	queryNode.Kind, queryNode.PtrWord, queryNode.Optional = AsyncStart, 0, true
 	queryWorker := op("(*Client).queryPartitions", semconv.OpQuery, LocStatement, 3, NoWord)
 	queryWorker.Kind, queryWorker.PtrWord = AsyncWorker, 4
 	sendError := helper("(*Recordset).sendError", ErrSink, true, false)
-	sendError.ErrWord = 1
+	sendError.ErrWord, sendError.PtrWord = 1, 0
 
 	rows := []Row{
 		op("(*Client).Put", semconv.OpPut, LocKey, 2, 0),
@@ -162,12 +161,6 @@ func v7() []Row {
 		batch("(*Client).BatchOperate", semconv.OpBatchOperate, LocBatchRecIfaces, 2, 0),
 		batch("(*Client).BatchDelete", semconv.OpBatchRemove, LocKeySlice, 3, 3),
 		scanStart, scanNode, scanWorker, queryStart, queryNode, queryWorker, sendError,
-
-		helper("(*batchCommandGet).executeSingle", Suppress, true, true),
-		helper("(*batchCommandExists).executeSingle", Suppress, true, true),
-		helper("(*batchCommandOperate).executeSingle", Suppress, true, true),
-		helper("(*batchCommandDelete).executeSingle", Suppress, true, true),
-		helper("(*batchCommandUDF).executeSingle", Suppress, true, true),
 	}
 	return append(rows, stagesV7()...)
 }
@@ -201,6 +194,20 @@ func stagesV7() []Row {
 		rows = append(rows, stage("(*"+cmd+").parseResult", semconv.StageParse, ParseEnd, false, true))
 	}
 	return rows
+}
+
+// NestedCallers lists the client functions that call public operations internally: a
+// batch's one-key node share runs client.Get, Exists, operate... from executeSingle,
+// which the compiler may inline into Execute. An operation whose caller lies inside one
+// of these belongs to the enclosing batch and is not counted again. The check costs no
+// probe hit: the entry probe compares its return address with these ranges.
+func NestedCallers(major int) []string {
+	var out []string
+	for _, cmd := range []string{"batchCommandGet", "batchCommandExists", "batchCommandOperate",
+		"batchCommandDelete", "batchCommandUDF", "batchIndexCommandGet"} {
+		out = append(out, "(*"+cmd+").Execute", "(*"+cmd+").executeSingle")
+	}
+	return out
 }
 
 // ForMajor returns the rows for a client major version, or nil if it is not supported.

@@ -1,0 +1,141 @@
+//go:build linux
+
+package attach_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/asobserve/asobserve/internal/attach"
+	"github.com/asobserve/asobserve/internal/e2etest"
+	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/testserver"
+)
+
+// observe attaches an in-process agent to a ready workload, starts it, waits for it and
+// for the ring buffer to drain, and returns what the agent recorded and the truth.
+func observe(t *testing.T, bin string, cluster *testserver.Cluster, faults []testserver.Fault, stages bool, args ...string) (*metrics.Recorder, *attach.Agent, map[e2etest.Key]e2etest.Series, map[e2etest.Key]e2etest.Series) {
+	t.Helper()
+	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), args...)
+	rec := metrics.New(metrics.Options{})
+	agent, err := attach.New(rec, attach.Options{Stages: stages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- agent.Run() }()
+	t.Cleanup(func() {
+		agent.Close()
+		<-done
+	})
+	id := &metrics.Identity{Service: "workload"}
+	if _, err := agent.Attach(w.PID, id); err != nil {
+		t.Fatal(err)
+	}
+	cluster.SetFaults(faults)
+	w.Go(t)
+	truth := w.Wait(t, 5*time.Minute)
+	cluster.SetFaults(nil)
+	Drain(t, agent)
+	return rec, agent, e2etest.OpSeries(t, rec.Registry, "workload"), e2etest.TruthSeries(truth)
+}
+
+// Drain waits until every record the kernel produced has been read.
+func Drain(t *testing.T, a *attach.Agent) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		produced, lost, received, err := a.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if produced == lost+received {
+			a.PollCounters()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("ring buffer did not drain in 10s")
+}
+
+func sums(m map[e2etest.Key]e2etest.Series) (n uint64, s float64) {
+	for _, v := range m {
+		n += v.Count
+		s += v.Sum
+	}
+	return
+}
+
+func checkExact(t *testing.T, got, want map[e2etest.Key]e2etest.Series) {
+	t.Helper()
+	e2etest.CompareCounts(t, got, want)
+	gn, gs := sums(got)
+	wn, ws := sums(want)
+	t.Logf("%d operations in %d series; observed latency sum %.3fs, workload's %.3fs", wn, len(want), gs, ws)
+	if gn != wn {
+		t.Errorf("total %d, want %d", gn, wn)
+	}
+	if math.Abs(gs-ws) > 0.10*ws {
+		t.Errorf("latency sum %.4fs is not within 10%% of the workload's %.4fs", gs, ws)
+		for k, w := range want {
+			t.Logf("%-40v observed %.4fs workload %.4fs", k, got[k].Sum, w.Sum)
+		}
+	}
+}
+
+// rtt gives every request a realistic network round trip, so that the fixed cost of the
+// probes (tens of microseconds) is not mistaken for a timing error.
+var rtt = testserver.Fault{Latency: time.Millisecond}
+
+var errorFaults = []testserver.Fault{
+	{Set: "timeouts", ResultCode: 9},
+	{Set: "dropped", CloseConn: true},
+	rtt,
+}
+
+// Every operation kind, every outcome class, on a 3-node cluster so that batches have
+// one-key node shares (the client's executeSingle path).
+func TestAttachCountsEqualGroundTruth(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 3})
+	_, _, got, want := observe(t, bin, cluster, errorFaults, false,
+		"--sets", "users,timeouts,dropped", "--errors", "--count", "3000", "--concurrency", "4", "--keys", "200")
+	checkExact(t, got, want)
+	classes := map[string]bool{}
+	ops := map[string]bool{}
+	for k := range want {
+		classes[k.ErrorType] = true
+		ops[k.Op] = true
+	}
+	for _, c := range []string{"", "KeyNotFoundError", "KeyExistsError", "GenerationError", "Timeout", "Connection"} {
+		if !classes[c] {
+			t.Errorf("the workload produced no error_type %q: the test would not prove it", c)
+		}
+	}
+	if len(ops) != 16 {
+		t.Errorf("the workload ran %d operation kinds, want all 16: %v", len(ops), ops)
+	}
+}
+
+func TestAttachStrippedBinary(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t, "-ldflags=-s -w")
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	_, _, got, want := observe(t, bin, cluster, []testserver.Fault{rtt}, false, "--errors", "--count", "1500", "--concurrency", "4", "--keys", "100")
+	checkExact(t, got, want)
+}
+
+// A one-key BatchGet runs client.Get on another goroutine inside the client: it must
+// count as one batch_read and nothing else.
+func TestOneKeyBatchIsOnlyBatchRead(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 3})
+	_, _, got, want := observe(t, bin, cluster, []testserver.Fault{rtt}, false, "--mix", "batch_read=1", "--count", "300", "--concurrency", "2", "--keys", "50")
+	checkExact(t, got, want)
+	if len(got) != 1 {
+		t.Fatalf("series: %+v, want only batch_read", got)
+	}
+}

@@ -1,0 +1,261 @@
+// Package e2etest holds helpers for end-to-end tests: building real target binaries,
+// running the test server and the reference workload as a separate process, and reading
+// exact counts back from a recorder. Only tests import it.
+package e2etest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/asobserve/asobserve/internal/semconv"
+	"github.com/asobserve/asobserve/internal/testserver"
+	"github.com/asobserve/asobserve/internal/workload"
+)
+
+// InCI reports whether tests run in CI, where nothing that needs eBPF or a server may skip.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// RequireRoot skips without root outside CI and fails in CI.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if InCI() {
+		t.Fatal("this test needs root (eBPF) and CI=true forbids skipping it")
+	}
+	t.Skip("needs root for eBPF; run as root or with CI=true")
+}
+
+// RepoRoot finds the module root from the test's working directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+var (
+	buildMu    sync.Mutex
+	buildCache = map[string]string{}
+	buildDir   string
+)
+
+// BuildAsobserve builds ./cmd/asobserve with extra `go build` arguments (e.g.
+// "-ldflags=-s -w", "-buildmode=pie") once per test binary and returns its path. The
+// binary doubles as the reference workload target (`asobserve workload`).
+func BuildAsobserve(t testing.TB, args ...string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	key := strings.Join(args, " ")
+	if p, ok := buildCache[key]; ok {
+		return p
+	}
+	if buildDir == "" {
+		d, err := os.MkdirTemp("", "asobserve-e2e-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = d
+	}
+	out := filepath.Join(buildDir, fmt.Sprintf("asobserve-%d", len(buildCache)))
+	cmdArgs := append([]string{"build", "-o", out}, args...)
+	cmdArgs = append(cmdArgs, "./cmd/asobserve")
+	cmd := exec.Command("go", cmdArgs...)
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(cmdArgs, " "), err, b)
+	}
+	buildCache[key] = out
+	return out
+}
+
+// StartServer runs an in-process test server cluster for the test's lifetime.
+func StartServer(t testing.TB, cfg testserver.Config) *testserver.Cluster {
+	t.Helper()
+	c, err := testserver.Start("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Workload is a running reference-workload process.
+type Workload struct {
+	Cmd    *exec.Cmd
+	PID    int
+	stdout bytes.Buffer
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// StartWorkload starts `bin workload --wait-signal args...` and returns once it is ready
+// (preloaded and waiting for SIGUSR1), so an observer can attach first.
+func StartWorkload(t testing.TB, bin string, hosts []string, args ...string) *Workload {
+	t.Helper()
+	all := append([]string{"workload", "--wait-signal", "--hosts", strings.Join(hosts, ",")}, args...)
+	w := &Workload{Cmd: exec.Command(bin, all...), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	w.Cmd.Stdout = &w.stdout
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Cmd.Stderr = pw
+	if err := w.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	w.PID = w.Cmd.Process.Pid
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			w.stderr.WriteString(line + "\n")
+			if !signalled && strings.HasPrefix(line, "workload: ready") {
+				signalled = true
+				close(ready)
+			}
+		}
+	}()
+	go func() { w.done <- w.Cmd.Wait() }()
+	t.Cleanup(func() {
+		if w.Cmd.ProcessState == nil {
+			_ = w.Cmd.Process.Kill()
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-w.done:
+		t.Fatalf("workload exited before ready: %v\n%s", err, w.stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("workload not ready after 60s\n%s", w.stderr.String())
+	}
+	return w
+}
+
+// Go sends the start signal.
+func (w *Workload) Go(t testing.TB) {
+	t.Helper()
+	if err := w.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Wait waits for the workload to exit 0 and returns its ground truth.
+func (w *Workload) Wait(t testing.TB, timeout time.Duration) *workload.Truth {
+	t.Helper()
+	select {
+	case err := <-w.done:
+		if err != nil {
+			t.Fatalf("workload failed: %v\n%s", err, w.stderr.String())
+		}
+	case <-time.After(timeout):
+		_ = w.Cmd.Process.Kill()
+		t.Fatalf("workload still running after %s", timeout)
+	}
+	var truth workload.Truth
+	if err := json.Unmarshal(w.stdout.Bytes(), &truth); err != nil {
+		t.Fatalf("workload output is not truth JSON: %v\n%s", err, w.stdout.String())
+	}
+	return &truth
+}
+
+// Key names one operation series.
+type Key struct{ Op, Namespace, Set, ErrorType string }
+
+// K builds a Key.
+func K(op, namespace, set, errorType string) Key {
+	return Key{Op: op, Namespace: namespace, Set: set, ErrorType: errorType}
+}
+
+// Series is the count and sum of one operation histogram series.
+type Series struct {
+	Count uint64
+	Sum   float64
+}
+
+// OpSeries reads db_client_operation_duration_seconds from a registry, optionally for
+// one service only ("" = all).
+func OpSeries(t testing.TB, g prometheus.Gatherer, service string) map[Key]Series {
+	t.Helper()
+	return histSeries(t, g, semconv.OperationMetric, service, func(l map[string]string) Key {
+		return Key{l[semconv.LabelOperation], l[semconv.LabelNamespace], l[semconv.LabelCollection], l[semconv.LabelErrorType]}
+	})
+}
+
+// StageKey names one stage series.
+type StageKey struct{ Stage, Op string }
+
+// StageSeries reads db_client_internal_stage_seconds.
+func StageSeries(t testing.TB, g prometheus.Gatherer) map[StageKey]Series {
+	t.Helper()
+	return histSeries(t, g, semconv.StageMetric, "", func(l map[string]string) StageKey {
+		return StageKey{l[semconv.LabelStage], l[semconv.LabelOperation]}
+	})
+}
+
+func histSeries[K comparable](t testing.TB, g prometheus.Gatherer, name, service string, key func(map[string]string) K) map[K]Series {
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[K]Series{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if service != "" && labels["service_name"] != service {
+				continue
+			}
+			h := m.GetHistogram()
+			out[key(labels)] = Series{Count: h.GetSampleCount(), Sum: h.GetSampleSum()}
+		}
+	}
+	return out
+}
+
+// TruthSeries turns a workload's ground truth into the same shape as OpSeries.
+func TruthSeries(truth *workload.Truth) map[Key]Series {
+	out := map[Key]Series{}
+	for _, c := range truth.Counts {
+		out[Key{c.Op, c.Namespace, c.Set, c.ErrorType}] = Series{Count: uint64(c.Count), Sum: c.SumSeconds}
+	}
+	return out
+}
+
+// CompareCounts fails the test unless every series count matches exactly.
+func CompareCounts(t testing.TB, got, want map[Key]Series) {
+	t.Helper()
+	for k, w := range want {
+		if g := got[k]; g.Count != w.Count {
+			t.Errorf("%+v: observed count %d, workload did %d", k, g.Count, w.Count)
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%+v: observed %d operations the workload did not do", k, g.Count)
+		}
+	}
+}
