@@ -2,8 +2,13 @@
 GO        ?= go
 BIN       := bin/asobserve
 PKGS      := ./...
-DEBS      := clang llvm libbpf-dev redis-server prometheus iproute2 util-linux
+DEBS      := clang llvm libbpf-dev bpftool redis-server prometheus iproute2 util-linux libcap2-bin
 export GOFLAGS := -buildvcs=false
+
+.PHONY: offsets
+# Regenerates internal/inspect/offsets_table.go from real builds of every supported client.
+offsets:
+	$(GO) run ./tools/genoffsets
 
 .PHONY: all build generate check-generate deps test unit demo e2e bench matrix offsets vet lint cross clean
 
@@ -35,8 +40,10 @@ vet:
 test: deps build vet
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
+# The demo needs root for eBPF; as another user it re-runs itself with sudo when it can.
 demo: build
-	./$(BIN) demo --duration $${DURATION:-30s}
+	@if [ "$$(id -u)" = 0 ]; then ./$(BIN) demo --duration $${DURATION:-30s}; \
+	else sudo ./$(BIN) demo --duration $${DURATION:-30s}; fi
 
 cross:
 	for p in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64; do \

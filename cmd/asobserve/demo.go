@@ -1,0 +1,187 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/asobserve/asobserve/internal/attach"
+	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/testserver"
+)
+
+func init() {
+	var f agentFlags
+	var duration time.Duration
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start a test server and a workload process, attach to it, and show live per-operation numbers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyStageEnv(cmd, &f); err != nil {
+				return err
+			}
+			return runDemo(f, duration, cmd.OutOrStdout())
+		},
+	}
+	addAgentFlags(cmd, &f)
+	cmd.Flags().DurationVar(&duration, "duration", 30*time.Second, "how long the demo runs")
+	rootCmd.AddCommand(cmd)
+}
+
+func runDemo(f agentFlags, duration time.Duration, out io.Writer) error {
+	cluster, err := testserver.Start("127.0.0.1:0", testserver.Config{Nodes: 3})
+	if err != nil {
+		return fmt.Errorf("starting the test server: %w", err)
+	}
+	defer cluster.Close()
+	fmt.Fprintf(out, "test server: 3 nodes on %s\n", strings.Join(cluster.Hosts(), ", "))
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	wl := exec.Command(self, "workload", "--wait-signal", "--hosts", strings.Join(cluster.Hosts(), ","),
+		"--duration", duration.String(), "--concurrency", "4", "--rate", "2000", "--errors",
+		"--sets", "users,sessions", "--keys", "500")
+	wl.Env = append(os.Environ(), "OTEL_SERVICE_NAME=demo-shop")
+	stderr, _ := wl.StderrPipe()
+	wl.Stdout = io.Discard
+	if err := wl.Start(); err != nil {
+		return fmt.Errorf("starting the workload: %w", err)
+	}
+	defer func() { _ = wl.Process.Kill(); _ = wl.Wait() }()
+	if err := waitReady(stderr, 60*time.Second); err != nil {
+		return err
+	}
+
+	live := newLiveTable()
+	s, err := startSession(f, attach.Options{}, nil)
+	if err != nil {
+		if !demoCanFallBack(err) {
+			return err
+		}
+		return fmt.Errorf("%v (the in-process demo mode is not available in this build)", err)
+	}
+	defer s.close()
+	s.rec.AddSink(live)
+	t, err := s.agent.Attach(wl.Process.Pid, &metrics.Identity{Service: "demo-shop"})
+	if err != nil {
+		return err
+	}
+	logAttached(s.logger, t)
+	fmt.Fprintf(out, "metrics: http://%s/metrics   (%s)\n\n", s.public.Addr(), stageStateLine(f.stages))
+	cluster.SetFaults([]testserver.Fault{{Set: "sessions", Command: "read", Latency: 2 * time.Millisecond}})
+	_ = wl.Process.Signal(syscall.SIGUSR1)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	end := time.After(duration + 2*time.Second)
+	for {
+		select {
+		case <-sig:
+			return nil
+		case <-end:
+			live.print(out, true)
+			return nil
+		case <-tick.C:
+			live.print(out, false)
+		}
+	}
+}
+
+func demoCanFallBack(err error) bool { return err != nil }
+
+func waitReady(r io.Reader, timeout time.Duration) error {
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(r)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "workload: ready") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("the workload did not become ready within %s", timeout)
+	}
+}
+
+// liveTable keeps the last second's durations per operation for the demo's display.
+type liveTable struct {
+	mu     sync.Mutex
+	window map[string][]time.Duration
+	errs   map[string]int
+	total  map[string]int
+}
+
+func newLiveTable() *liveTable {
+	return &liveTable{window: map[string][]time.Duration{}, errs: map[string]int{}, total: map[string]int{}}
+}
+
+func (l *liveTable) ObserveOp(_ *metrics.Identity, s metrics.OpSample) {
+	l.mu.Lock()
+	l.window[s.Op] = append(l.window[s.Op], s.Duration)
+	if s.ErrorType != "" {
+		l.errs[s.Op]++
+	}
+	l.total[s.Op]++
+	l.mu.Unlock()
+}
+
+func (l *liveTable) ObserveStage(*metrics.Identity, metrics.StageSample) {}
+
+func (l *liveTable) print(out io.Writer, final bool) {
+	l.mu.Lock()
+	window := l.window
+	l.window = map[string][]time.Duration{}
+	errs, total := l.errs, l.total
+	if final {
+		window = nil
+	}
+	l.mu.Unlock()
+	ops := make([]string, 0, len(total))
+	for op := range total {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	if final {
+		fmt.Fprintf(out, "\nfinal counts (exact, from the probes):\n%-14s %10s %10s\n", "operation", "total", "errors")
+		for _, op := range ops {
+			fmt.Fprintf(out, "%-14s %10d %10d\n", op, total[op], errs[op])
+		}
+		return
+	}
+	fmt.Fprintf(out, "%s  %-14s %8s %10s %10s %8s\n", time.Now().Format("15:04:05"), "operation", "ops/s", "p50", "p99", "errors")
+	for _, op := range ops {
+		d := window[op]
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		fmt.Fprintf(out, "          %-14s %8d %10s %10s %8d\n", op, len(d), quantile(d, 0.5), quantile(d, 0.99), errs[op])
+	}
+}
+
+func quantile(sorted []time.Duration, q float64) string {
+	if len(sorted) == 0 {
+		return "-"
+	}
+	return sorted[int(q*float64(len(sorted)-1))].Round(time.Microsecond).String()
+}
