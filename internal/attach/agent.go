@@ -126,9 +126,9 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 	if n := opts.RingBufferSize; n < os.Getpagesize() || n&(n-1) != 0 {
 		return nil, fmt.Errorf("ring buffer size %d is not a power of two of at least one page (%d): use e.g. 8388608", n, os.Getpagesize())
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raising the memlock rlimit: %v: run as root or with CAP_SYS_RESOURCE, or raise `ulimit -l`", err)
-	}
+	// Kernels >= 5.11 account BPF memory to the cgroup and ignore the rlimit; the removal
+	// only matters (and can only fail meaningfully) on older ones.
+	memlockErr := rlimit.RemoveMemlock()
 	spec, err := bpf.LoadAsobserve()
 	if err != nil {
 		return nil, fmt.Errorf("loading embedded BPF spec: %w", err)
@@ -136,6 +136,9 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
 	a := &Agent{rec: rec, opts: opts, exes: map[exeKey]*exeProbes{}, stages: opts.Stages}
 	if err := spec.LoadAndAssign(&a.objs, nil); err != nil {
+		if memlockErr != nil && !errors.Is(err, syscall.EPERM) {
+			return nil, fmt.Errorf("loading BPF programs: %v, and raising the memlock rlimit failed (%v): raise `ulimit -l` or grant CAP_SYS_RESOURCE", err, memlockErr)
+		}
 		return nil, loadError(err)
 	}
 	for i := maxRows - 1; i >= 0; i-- {

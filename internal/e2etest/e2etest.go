@@ -259,3 +259,52 @@ func CompareCounts(t testing.TB, got, want map[Key]Series) {
 		}
 	}
 }
+
+// UprobesOn lists the kernel's BPF perf-event uprobes whose file is path (via bpftool,
+// which reads every process's perf-event file descriptors).
+func UprobesOn(t testing.TB, path string) []string {
+	t.Helper()
+	out, err := exec.Command("bpftool", "perf", "list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bpftool perf list: %v\n%s (make deps installs bpftool)", err, out)
+	}
+	var found []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "uprobe") && strings.Contains(line, path) {
+			found = append(found, line)
+		}
+	}
+	return found
+}
+
+// BuildGo builds a standalone Go program (source text) in a temp module and returns the
+// binary path.
+func BuildGo(t testing.TB, name, source string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(source), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.21\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", name, err, b)
+	}
+	return bin
+}
+
+// Run starts a long-running helper process and kills it at the end of the test.
+func Run(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
