@@ -1,0 +1,49 @@
+package inproc
+
+import (
+	"testing"
+
+	as "github.com/aerospike/aerospike-client-go/v7"
+
+	"github.com/asobserve/asobserve/internal/semconv"
+	"github.com/asobserve/asobserve/internal/testserver"
+)
+
+// BenchmarkWrapperOverhead measures the wrapper's recording cost on a path without I/O: a Get
+// on a namespace the cluster does not serve fails inside the client before any network
+// traffic. wrapped minus direct is the cost per call (timing, classification, histogram);
+// record is that cost alone for a successful call.
+func BenchmarkWrapperOverhead(b *testing.B) {
+	fresh(b)
+	_, raw := startServer(b, testserver.Config{})
+	k, err := as.NewKey("nope", "users", 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pol := as.NewPolicy()
+	pol.MaxRetries = 0
+	if _, err := raw.Get(pol, k); err == nil {
+		b.Fatal("Get on an unknown namespace succeeded; the benchmark needs a client-side failure")
+	}
+	c := Wrap(raw)
+
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = raw.Get(pol, k)
+		}
+	})
+	b.Run("wrapped", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = c.Get(pol, k)
+		}
+	})
+	b.Run("record", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			start := begin()
+			finish(start, semconv.OpPut, "test", "users", nil)
+		}
+	})
+}

@@ -1,0 +1,352 @@
+package inproc
+
+import (
+	"sync/atomic"
+	"time"
+
+	as "github.com/aerospike/aerospike-client-go/v7"
+
+	"github.com/asobserve/asobserve/internal/clienterr"
+	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/semconv"
+	"github.com/asobserve/asobserve/internal/tracing"
+)
+
+// Client is an *as.Client whose data-path methods record db_client_operation_duration_seconds
+// (and spans, after InitTracing). Every other method is the embedded client's own.
+type Client struct {
+	*as.Client
+}
+
+// Wrap instruments c. Adoption is one line: client := inproc.Wrap(asClient).
+func Wrap(c *as.Client) *Client {
+	state()
+	return &Client{Client: c}
+}
+
+var opIDs atomic.Uint64
+
+// clockBase anchors call timestamps: time.Since(clockBase) reads only the monotonic clock,
+// half the cost of time.Now().
+var clockBase = time.Now()
+
+// stamp is a call's start as monotonic time since clockBase; notRecorded means the call
+// is not timed because neither metrics nor tracing want it.
+type stamp time.Duration
+
+const notRecorded stamp = -1
+
+func begin() stamp {
+	s := state()
+	if !s.rec.OperationsEnabled() && s.tracer.Load() == nil {
+		return notRecorded
+	}
+	return stamp(time.Since(clockBase))
+}
+
+// finish records one operation that started at start; err is the call's error.
+func finish(start stamp, op, namespace, set string, err as.Error) {
+	if start == notRecorded {
+		return
+	}
+	end := stamp(time.Since(clockBase))
+	var e error
+	if err != nil {
+		e = err
+	}
+	errType := clienterr.Classify(op, e)
+	s := state()
+	s.rec.ObserveOp(s.identity, metrics.OpSample{Op: op, Namespace: namespace, Set: set, ErrorType: errType, Duration: time.Duration(end - start)})
+	if tr := s.tracer.Load(); tr != nil {
+		wallEnd := time.Now() // wall clock now, so that spans follow NTP over long runs
+		ev := tracing.OpEvent{ID: opIDs.Add(1), Proc: s.process, Op: op, Namespace: namespace, Set: set,
+			ErrorType: errType, Start: wallEnd.Add(-time.Duration(end - start)), End: wallEnd}
+		if errType != "" {
+			ev.ResultCode = clienterr.Code(e)
+		}
+		tr.OnOp(ev)
+	}
+}
+
+func keyNS(k *as.Key) (string, string) {
+	if k == nil {
+		return "", ""
+	}
+	return k.Namespace(), k.SetName()
+}
+
+// firstKeyNS gives a batch's namespace and set: those of its first key, as in eBPF mode.
+func firstKeyNS(keys []*as.Key) (string, string) {
+	if len(keys) == 0 {
+		return "", ""
+	}
+	return keyNS(keys[0])
+}
+
+// Put records "put".
+func (c *Client) Put(policy *as.WritePolicy, key *as.Key, binMap as.BinMap) as.Error {
+	start := begin()
+	err := c.Client.Put(policy, key, binMap)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpPut, ns, set, err)
+	return err
+}
+
+// PutBins records "put".
+func (c *Client) PutBins(policy *as.WritePolicy, key *as.Key, bins ...*as.Bin) as.Error {
+	start := begin()
+	err := c.Client.PutBins(policy, key, bins...)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpPut, ns, set, err)
+	return err
+}
+
+// Get records "get", or "select" when bin names are given.
+func (c *Client) Get(policy *as.BasePolicy, key *as.Key, binNames ...string) (*as.Record, as.Error) {
+	start := begin()
+	rec, err := c.Client.Get(policy, key, binNames...)
+	ns, set := keyNS(key)
+	op := semconv.OpGet
+	if len(binNames) > 0 {
+		op = semconv.OpSelect
+	}
+	finish(start, op, ns, set, err)
+	return rec, err
+}
+
+// GetHeader records "get".
+func (c *Client) GetHeader(policy *as.BasePolicy, key *as.Key) (*as.Record, as.Error) {
+	start := begin()
+	rec, err := c.Client.GetHeader(policy, key)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpGet, ns, set, err)
+	return rec, err
+}
+
+// Exists records "exists"; a missing record is a success.
+func (c *Client) Exists(policy *as.BasePolicy, key *as.Key) (bool, as.Error) {
+	start := begin()
+	ok, err := c.Client.Exists(policy, key)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpExists, ns, set, err)
+	return ok, err
+}
+
+// Delete records "remove"; a missing record is a success.
+func (c *Client) Delete(policy *as.WritePolicy, key *as.Key) (bool, as.Error) {
+	start := begin()
+	existed, err := c.Client.Delete(policy, key)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpRemove, ns, set, err)
+	return existed, err
+}
+
+// Touch records "touch".
+func (c *Client) Touch(policy *as.WritePolicy, key *as.Key) as.Error {
+	start := begin()
+	err := c.Client.Touch(policy, key)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpTouch, ns, set, err)
+	return err
+}
+
+// Append records "append".
+func (c *Client) Append(policy *as.WritePolicy, key *as.Key, binMap as.BinMap) as.Error {
+	start := begin()
+	err := c.Client.Append(policy, key, binMap)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpAppend, ns, set, err)
+	return err
+}
+
+// AppendBins records "append".
+func (c *Client) AppendBins(policy *as.WritePolicy, key *as.Key, bins ...*as.Bin) as.Error {
+	start := begin()
+	err := c.Client.AppendBins(policy, key, bins...)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpAppend, ns, set, err)
+	return err
+}
+
+// Prepend records "prepend".
+func (c *Client) Prepend(policy *as.WritePolicy, key *as.Key, binMap as.BinMap) as.Error {
+	start := begin()
+	err := c.Client.Prepend(policy, key, binMap)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpPrepend, ns, set, err)
+	return err
+}
+
+// PrependBins records "prepend".
+func (c *Client) PrependBins(policy *as.WritePolicy, key *as.Key, bins ...*as.Bin) as.Error {
+	start := begin()
+	err := c.Client.PrependBins(policy, key, bins...)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpPrepend, ns, set, err)
+	return err
+}
+
+// Add records "increment".
+func (c *Client) Add(policy *as.WritePolicy, key *as.Key, binMap as.BinMap) as.Error {
+	start := begin()
+	err := c.Client.Add(policy, key, binMap)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpIncrement, ns, set, err)
+	return err
+}
+
+// AddBins records "increment".
+func (c *Client) AddBins(policy *as.WritePolicy, key *as.Key, bins ...*as.Bin) as.Error {
+	start := begin()
+	err := c.Client.AddBins(policy, key, bins...)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpIncrement, ns, set, err)
+	return err
+}
+
+// Operate records "operate".
+func (c *Client) Operate(policy *as.WritePolicy, key *as.Key, operations ...*as.Operation) (*as.Record, as.Error) {
+	start := begin()
+	rec, err := c.Client.Operate(policy, key, operations...)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpOperate, ns, set, err)
+	return rec, err
+}
+
+// Execute records "execute".
+func (c *Client) Execute(policy *as.WritePolicy, key *as.Key, packageName string, functionName string, args ...as.Value) (interface{}, as.Error) {
+	start := begin()
+	res, err := c.Client.Execute(policy, key, packageName, functionName, args...)
+	ns, set := keyNS(key)
+	finish(start, semconv.OpExecute, ns, set, err)
+	return res, err
+}
+
+// BatchGet records "batch_read".
+func (c *Client) BatchGet(policy *as.BatchPolicy, keys []*as.Key, binNames ...string) ([]*as.Record, as.Error) {
+	start := begin()
+	recs, err := c.Client.BatchGet(policy, keys, binNames...)
+	ns, set := firstKeyNS(keys)
+	finish(start, semconv.OpBatchRead, ns, set, err)
+	return recs, err
+}
+
+// BatchGetHeader records "batch_read".
+func (c *Client) BatchGetHeader(policy *as.BatchPolicy, keys []*as.Key) ([]*as.Record, as.Error) {
+	start := begin()
+	recs, err := c.Client.BatchGetHeader(policy, keys)
+	ns, set := firstKeyNS(keys)
+	finish(start, semconv.OpBatchRead, ns, set, err)
+	return recs, err
+}
+
+// BatchExists records "batch_read".
+func (c *Client) BatchExists(policy *as.BatchPolicy, keys []*as.Key) ([]bool, as.Error) {
+	start := begin()
+	res, err := c.Client.BatchExists(policy, keys)
+	ns, set := firstKeyNS(keys)
+	finish(start, semconv.OpBatchRead, ns, set, err)
+	return res, err
+}
+
+// BatchGetOperate records "batch_read".
+func (c *Client) BatchGetOperate(policy *as.BatchPolicy, keys []*as.Key, ops ...*as.Operation) ([]*as.Record, as.Error) {
+	start := begin()
+	recs, err := c.Client.BatchGetOperate(policy, keys, ops...)
+	ns, set := firstKeyNS(keys)
+	finish(start, semconv.OpBatchRead, ns, set, err)
+	return recs, err
+}
+
+// BatchGetComplex records "batch_read".
+func (c *Client) BatchGetComplex(policy *as.BatchPolicy, records []*as.BatchRead) as.Error {
+	start := begin()
+	err := c.Client.BatchGetComplex(policy, records)
+	var ns, set string
+	if len(records) > 0 && records[0] != nil {
+		ns, set = keyNS(records[0].Key)
+	}
+	finish(start, semconv.OpBatchRead, ns, set, err)
+	return err
+}
+
+// BatchOperate records "batch_operate".
+func (c *Client) BatchOperate(policy *as.BatchPolicy, records []as.BatchRecordIfc) as.Error {
+	start := begin()
+	err := c.Client.BatchOperate(policy, records)
+	var ns, set string
+	if len(records) > 0 && records[0] != nil {
+		if br := records[0].BatchRec(); br != nil {
+			ns, set = keyNS(br.Key)
+		}
+	}
+	finish(start, semconv.OpBatchOperate, ns, set, err)
+	return err
+}
+
+// BatchDelete records "batch_remove".
+func (c *Client) BatchDelete(policy *as.BatchPolicy, deletePolicy *as.BatchDeletePolicy, keys []*as.Key) ([]*as.BatchRecord, as.Error) {
+	start := begin()
+	recs, err := c.Client.BatchDelete(policy, deletePolicy, keys)
+	ns, set := firstKeyNS(keys)
+	finish(start, semconv.OpBatchRemove, ns, set, err)
+	return recs, err
+}
+
+// Query records "query", timed until the recordset ends.
+func (c *Client) Query(policy *as.QueryPolicy, statement *as.Statement) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.Query(policy, statement)
+	ns, set := stmtNS(statement)
+	finishAtEnd(start, semconv.OpQuery, ns, set, rs, err)
+	return rs, err
+}
+
+// QueryPartitions records "query", timed until the recordset ends.
+func (c *Client) QueryPartitions(policy *as.QueryPolicy, statement *as.Statement, partitionFilter *as.PartitionFilter) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.QueryPartitions(policy, statement, partitionFilter)
+	ns, set := stmtNS(statement)
+	finishAtEnd(start, semconv.OpQuery, ns, set, rs, err)
+	return rs, err
+}
+
+// ScanAll records "scan", timed until the recordset ends.
+func (c *Client) ScanAll(apolicy *as.ScanPolicy, namespace string, setName string, binNames ...string) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.ScanAll(apolicy, namespace, setName, binNames...)
+	finishAtEnd(start, semconv.OpScan, namespace, setName, rs, err)
+	return rs, err
+}
+
+// ScanPartitions records "scan", timed until the recordset ends.
+func (c *Client) ScanPartitions(apolicy *as.ScanPolicy, partitionFilter *as.PartitionFilter, namespace string, setName string, binNames ...string) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.ScanPartitions(apolicy, partitionFilter, namespace, setName, binNames...)
+	finishAtEnd(start, semconv.OpScan, namespace, setName, rs, err)
+	return rs, err
+}
+
+func stmtNS(s *as.Statement) (string, string) {
+	if s == nil {
+		return "", ""
+	}
+	return s.Namespace, s.SetName
+}
+
+// finishAtEnd records a query or scan when its recordset ends; a call that fails at once is
+// recorded at once.
+func finishAtEnd(start stamp, op, namespace, set string, rs *as.Recordset, err as.Error) {
+	if start == notRecorded {
+		return
+	}
+	if err != nil || rs == nil {
+		finish(start, op, namespace, set, err)
+		return
+	}
+	wait := endWaiter(rs)
+	go func() {
+		wait()
+		finish(start, op, namespace, set, nil)
+	}()
+}
