@@ -66,7 +66,7 @@ func TestAttachFailures(t *testing.T) {
 		{"listen port in use", []string{"attach", "--pid", fmt.Sprint(wl.PID), "--listen", busy.Addr().String(), "--admin-listen", ""}, 1,
 			"asobserve: cannot listen on " + busy.Addr().String() + ": address already in use: choose another with --listen"},
 		{"bad stage switch", []string{"attach", "--pid", fmt.Sprint(wl.PID)}, 2,
-			`asobserve: ASOBSERVE_INTERNAL_METRICS="maybe" is not a switch: use 1, true, yes, on (or 0, false, no, off)`},
+			`asobserve: ASOBSERVE_INTERNAL_METRICS="maybe": not a boolean; use 1, true, yes, on or 0, false, no, off`},
 		{"bad flag", []string{"attach", "--pid", "abc"}, 2, `asobserve: invalid argument "abc" for "--pid" flag`},
 	}
 	for _, c := range cases {
@@ -95,7 +95,7 @@ func TestAttachFailures(t *testing.T) {
 			}
 		})
 	}
-	if left := e2etest.UprobesOn(t, bin); len(left) != 0 {
+	if left := append(e2etest.UprobesOn(t, bin, wl.PID), e2etest.UprobesOn(t, "/proc/self/exe", plain.Process.Pid)...); len(left) != 0 {
 		t.Fatalf("uprobes left on %s:\n%s", bin, strings.Join(left, "\n"))
 	}
 }

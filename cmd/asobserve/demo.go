@@ -18,30 +18,31 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/asobserve/asobserve/internal/attach"
+	"github.com/asobserve/asobserve/internal/config"
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/testserver"
 )
 
 func init() {
-	var f agentFlags
 	var duration time.Duration
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start a test server and a workload process, attach to it, and show live per-operation numbers",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyStageEnv(cmd, &f); err != nil {
-				return err
-			}
-			return runDemo(f, duration, cmd.OutOrStdout())
-		},
 	}
-	addAgentFlags(cmd, &f)
+	binding := config.Agent.Bind(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := binding.Resolve()
+		if err != nil {
+			return usageError{err}
+		}
+		return runDemo(cfg, duration, cmd.OutOrStdout())
+	}
 	cmd.Flags().DurationVar(&duration, "duration", 30*time.Second, "how long the demo runs")
 	rootCmd.AddCommand(cmd)
 }
 
-func runDemo(f agentFlags, duration time.Duration, out io.Writer) error {
+func runDemo(cfg *config.Config, duration time.Duration, out io.Writer) error {
 	cluster, err := testserver.Start("127.0.0.1:0", testserver.Config{Nodes: 3})
 	if err != nil {
 		return fmt.Errorf("starting the test server: %w", err)
@@ -68,7 +69,7 @@ func runDemo(f agentFlags, duration time.Duration, out io.Writer) error {
 	}
 
 	live := newLiveTable()
-	s, err := startSession(f, attach.Options{}, nil)
+	s, err := startSession(cfg, attach.Options{})
 	if err != nil {
 		if !demoCanFallBack(err) {
 			return err
@@ -82,7 +83,7 @@ func runDemo(f agentFlags, duration time.Duration, out io.Writer) error {
 		return err
 	}
 	logAttached(s.logger, t)
-	fmt.Fprintf(out, "metrics: http://%s/metrics   (%s)\n\n", s.public.Addr(), stageStateLine(f.stages))
+	fmt.Fprintf(out, "metrics: http://%s/metrics   (%s)\n\n", s.public.Addr(), stageStateLine(cfg.Bool(config.Stages)))
 	cluster.SetFaults([]testserver.Fault{{Set: "sessions", Command: "read", Latency: 2 * time.Millisecond}})
 	_ = wl.Process.Signal(syscall.SIGUSR1)
 

@@ -10,19 +10,14 @@ import (
 	"os"
 
 	"github.com/asobserve/asobserve/internal/attach"
+	"github.com/asobserve/asobserve/internal/config"
 	"github.com/asobserve/asobserve/internal/httpapi"
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/publish"
+	"github.com/asobserve/asobserve/internal/rolling"
+	"github.com/asobserve/asobserve/internal/snapshot"
 )
 
-// agentFlags are shared by attach, daemon and demo.
-type agentFlags struct {
-	listen      string
-	adminListen string
-	stages      bool
-	tracing     bool
-	ringbufSize int
-	maxColls    int
-}
 
 // session is a running agent: recorder, BPF agent, and its HTTP endpoints.
 type session struct {
@@ -32,49 +27,85 @@ type session struct {
 	admin  *httpapi.Server
 	done   chan error
 	logger *log.Logger
+	roll   *rolling.Rolling
+	pub    *publish.Publisher
 }
 
 // startSession binds the listeners first (a port conflict must fail before anything is
-// attached), then loads BPF and starts reading events.
-func startSession(f agentFlags, opts attach.Options, extra map[string]http.Handler) (*session, error) {
+// attached), then loads BPF and starts reading events, the snapshot and Redis publishing.
+func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 	logger := log.New(os.Stderr, "asobserve: ", 0)
-	pub, err := httpapi.Listen(f.listen, "--listen")
+	pub, err := httpapi.Listen(cfg.String(config.Listen), "--listen")
 	if err != nil {
 		return nil, err
 	}
 	var adminLn net.Listener
-	if f.adminListen != "" {
-		if adminLn, err = httpapi.Listen(f.adminListen, "--admin-listen"); err != nil {
+	if addr := cfg.String(config.AdminListen); addr != "" {
+		if adminLn, err = httpapi.Listen(addr, "--admin-listen"); err != nil {
 			pub.Close()
 			return nil, err
 		}
 	}
-	rec := metrics.New(metrics.Options{CollectionCap: f.maxColls})
-	opts.RingBufferSize = f.ringbufSize
-	opts.Stages = f.stages
+	closeListeners := func() {
+		pub.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+	}
+	pubSettings, redisOn, err := publish.FromConfig(cfg)
+	if err != nil {
+		closeListeners()
+		return nil, usageError{err}
+	}
+	rec := metrics.New(metrics.Options{CollectionCap: cfg.Int(config.MaxCollections)})
+	opts.RingBufferSize = cfg.Size(config.RingbufSize)
+	opts.Stages = cfg.Bool(config.Stages)
 	if opts.Logf == nil {
 		opts.Logf = logger.Printf
 	}
 	agent, err := attach.New(rec, opts)
 	if err != nil {
-		pub.Close()
-		if adminLn != nil {
-			adminLn.Close()
-		}
+		closeListeners()
 		return nil, err
 	}
 	s := &session{rec: rec, agent: agent, done: make(chan error, 1), logger: logger}
-	s.public = httpapi.Serve(pub, httpapi.MetricsMux(rec.Handler(), nil, extra))
+	s.roll = rolling.New(rolling.Options{Windows: cfg.RollingWindows()})
+	rec.AddSink(s.roll)
+	src := snapshot.Source{Registry: rec.Registry, Rolling: s.roll,
+		Identity: snapshot.HostIdentity(cfg.String(config.BlockID), cfg.String(config.InstanceID)),
+		Targets: func() []snapshot.Target {
+			var out []snapshot.Target
+			for _, t := range agent.Targets() {
+				out = append(out, snapshot.Target{PID: t.PID, Service: t.Identity.Service})
+			}
+			return out
+		}}
+	s.public = httpapi.Serve(pub, httpapi.MetricsMux(rec.Handler(), nil, map[string]http.Handler{"/snapshot": snapshot.Handler(src)}))
 	if adminLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/stages", httpapi.StagesHandler(agent.SetStages, agent.StagesEnabled))
 		s.admin = httpapi.Serve(adminLn, mux)
+	}
+	if redisOn {
+		s.pub, err = publish.New(publish.Options{Settings: pubSettings, Produce: snapshot.JSON(src), Registerer: rec.Registry, Logf: logger.Printf})
+		if err != nil {
+			s.public.Close()
+			if s.admin != nil {
+				s.admin.Close()
+			}
+			agent.Close()
+			return nil, err
+		}
+		s.pub.Start()
 	}
 	go func() { s.done <- agent.Run() }()
 	return s, nil
 }
 
 func (s *session) close() {
+	if s.pub != nil {
+		s.pub.Stop()
+	}
 	if s.admin != nil {
 		s.admin.Close()
 	}

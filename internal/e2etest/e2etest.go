@@ -260,9 +260,10 @@ func CompareCounts(t testing.TB, got, want map[Key]Series) {
 	}
 }
 
-// UprobesOn lists the kernel's BPF perf-event uprobes whose file is path (via bpftool,
-// which reads every process's perf-event file descriptors).
-func UprobesOn(t testing.TB, path string) []string {
+// UprobesOn lists the kernel's BPF perf-event uprobes on the executable of pid (by its
+// path or /proc/PID/exe, as the agent names it), via bpftool, which reads every
+// process's perf-event file descriptors.
+func UprobesOn(t testing.TB, path string, pid int) []string {
 	t.Helper()
 	out, err := exec.Command("bpftool", "perf", "list").CombinedOutput()
 	if err != nil {
@@ -270,7 +271,8 @@ func UprobesOn(t testing.TB, path string) []string {
 	}
 	var found []string
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, "uprobe") && strings.Contains(line, path) {
+		if strings.Contains(line, "uprobe") && (strings.Contains(line, "filename "+path+" ") ||
+			strings.Contains(line, fmt.Sprintf("filename /proc/%d/exe ", pid))) {
 			found = append(found, line)
 		}
 	}
