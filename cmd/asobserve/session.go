@@ -18,7 +18,6 @@ import (
 	"github.com/asobserve/asobserve/internal/snapshot"
 )
 
-
 // session is a running agent: recorder, BPF agent, and its HTTP endpoints.
 type session struct {
 	rec    *metrics.Recorder
