@@ -28,6 +28,7 @@ type session struct {
 	logger *log.Logger
 	roll   *rolling.Rolling
 	pub    *publish.Publisher
+	spans  *spanFeed
 }
 
 // startSession binds the listeners first (a port conflict must fail before anything is
@@ -57,6 +58,14 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 		return nil, usageError{err}
 	}
 	rec := metrics.New(metrics.Options{CollectionCap: cfg.Int(config.MaxCollections)})
+	var spans *spanFeed
+	if cfg.Bool(config.Tracing) {
+		if spans, err = newSpanFeed(rec, logger.Printf); err != nil {
+			closeListeners()
+			return nil, usageError{err}
+		}
+		opts.OnOp, opts.OnStage = spans.onOp, spans.onStage
+	}
 	opts.RingBufferSize = cfg.Size(config.RingbufSize)
 	opts.Stages = cfg.Bool(config.Stages)
 	if opts.Logf == nil {
@@ -67,7 +76,7 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 		closeListeners()
 		return nil, err
 	}
-	s := &session{rec: rec, agent: agent, done: make(chan error, 1), logger: logger}
+	s := &session{rec: rec, agent: agent, done: make(chan error, 1), logger: logger, spans: spans}
 	s.roll = rolling.New(rolling.Options{Windows: cfg.RollingWindows()})
 	rec.AddSink(s.roll)
 	src := snapshot.Source{Registry: rec.Registry, Rolling: s.roll,
@@ -113,6 +122,9 @@ func (s *session) close() {
 		s.logger.Printf("closing: %v", err)
 	}
 	<-s.done
+	if s.spans != nil {
+		s.spans.shutdown()
+	}
 }
 
 func logAttached(l *log.Logger, t *attach.Target) {

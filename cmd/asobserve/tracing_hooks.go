@@ -1,0 +1,79 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/asobserve/asobserve/internal/attach"
+	"github.com/asobserve/asobserve/internal/clock"
+	"github.com/asobserve/asobserve/internal/decoder"
+	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/procinfo"
+	"github.com/asobserve/asobserve/internal/tracing"
+)
+
+// spanFeed turns probe events into tracer events: BPF monotonic timestamps become wall
+// time, and each target process gets its tracing resource once.
+type spanFeed struct {
+	tracer *tracing.Tracer
+	clock  *clock.Converter
+	procs  sync.Map // *attach.Target -> *tracing.Process
+}
+
+func newSpanFeed(rec *metrics.Recorder, logf func(string, ...any)) (*spanFeed, error) {
+	t, err := tracing.New(tracing.Config{Enabled: true, Dropped: rec.SpansDropped, Logf: logf})
+	if err != nil {
+		return nil, err
+	}
+	return &spanFeed{tracer: t, clock: clock.New()}, nil
+}
+
+func (f *spanFeed) process(t *attach.Target) *tracing.Process {
+	if p, ok := f.procs.Load(t); ok {
+		return p.(*tracing.Process)
+	}
+	p := &tracing.Process{PID: t.PID, ExecutableName: procinfo.ExeName(t.PID),
+		TargetServiceName: procinfo.Env(t.PID, "OTEL_SERVICE_NAME"), K8s: k8sAttributes(t.Identity)}
+	actual, _ := f.procs.LoadOrStore(t, p)
+	return actual.(*tracing.Process)
+}
+
+func k8sAttributes(id *metrics.Identity) map[string]string {
+	if id == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range map[string]string{"k8s.node.name": id.Node, "k8s.namespace.name": id.K8sNamespace,
+		"k8s.pod.name": id.Pod, "k8s.container.name": id.Container} {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (f *spanFeed) onOp(t *attach.Target, ev *decoder.OpEvent, op, errorType string) {
+	f.tracer.OnOp(tracing.OpEvent{ID: ev.OpID, Proc: f.process(t), Op: op, Namespace: ev.Namespace, Set: ev.Set,
+		ErrorType: errorType, ResultCode: int(ev.Cause), Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)})
+}
+
+func (f *spanFeed) onStage(t *attach.Target, ev *decoder.StageEvent, stage, op string) {
+	f.tracer.OnStage(tracing.StageEvent{OpID: ev.OpID, Proc: f.process(t), Stage: stage, Op: op,
+		Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)})
+}
+
+// forget releases a target's tracing resources when it is detached.
+func (f *spanFeed) forget(t *attach.Target) {
+	if p, ok := f.procs.LoadAndDelete(t); ok {
+		f.tracer.Forget(p.(*tracing.Process))
+	}
+}
+
+func (f *spanFeed) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = f.tracer.Shutdown(ctx)
+}

@@ -1,0 +1,80 @@
+//go:build linux
+
+package main_test
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asobserve/asobserve/internal/e2etest"
+	"github.com/asobserve/asobserve/internal/otlptest"
+	"github.com/asobserve/asobserve/internal/snapshot"
+	"github.com/asobserve/asobserve/internal/testserver"
+)
+
+// One CLIENT span per operation, named and attributed as the seed says, with the
+// histogram's timing.
+func TestTracingSpansMatchGroundTruth(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	recv := otlptest.Start(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	wl := e2etest.StartWorkload(t, bin, cluster.Hosts(), "--errors", "--count", "600", "--concurrency", "2", "--keys", "100")
+	os.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+recv.Addr)
+	os.Setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+	defer os.Unsetenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	defer os.Unsetenv("OTEL_BSP_SCHEDULE_DELAY")
+	agent, addr := startAgent(t, bin, wl.PID, "--tracing", "--duration", "5m")
+	wl.Go(t)
+	truth := wl.Wait(t, 2*time.Minute)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(recv.Spans()) < int(truth.TotalOps) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	var snap snapshot.Snapshot
+	get(t, "http://"+addr+"/snapshot", &snap)
+	_ = agent.Process.Signal(syscall.SIGTERM)
+	_ = agent.Wait()
+
+	spans := recv.Spans()
+	if len(spans) != int(truth.TotalOps) {
+		t.Fatalf("%d spans, workload did %d operations", len(spans), truth.TotalOps)
+	}
+	type key struct{ name, op, ns, set, errType string }
+	got := map[key]int{}
+	var spanSeconds float64
+	for _, s := range spans {
+		if s.GetKind() != 3 { // SPAN_KIND_CLIENT
+			t.Fatalf("span %q kind %v, want CLIENT", s.GetName(), s.GetKind())
+		}
+		if s.Attr("db.system.name") != "aerospike" || s.Resource["process.pid"] != fmt.Sprint(wl.PID) {
+			t.Fatalf("span %q attributes %v resource %v", s.GetName(), s.GetAttributes(), s.Resource)
+		}
+		errType := s.Attr("error.type")
+		if (errType != "") != (s.GetStatus().GetCode() == 2) {
+			t.Fatalf("span %q: error.type %q but status %v", s.GetName(), errType, s.GetStatus())
+		}
+		got[key{s.GetName(), s.Attr("db.operation.name"), s.Attr("db.namespace"), s.Attr("db.collection.name"), errType}]++
+		spanSeconds += float64(s.GetEndTimeUnixNano()-s.GetStartTimeUnixNano()) / 1e9
+	}
+	for _, c := range truth.Counts {
+		k := key{strings.ToUpper(c.Op) + " " + c.Namespace + "." + c.Set, strings.ToUpper(c.Op), c.Namespace, c.Set, c.ErrorType}
+		if got[k] != int(c.Count) {
+			t.Errorf("%+v: %d spans, workload did %d", k, got[k], c.Count)
+		}
+	}
+	var histSeconds float64
+	for name, v := range snap.Metrics {
+		if strings.HasPrefix(name, "db_client_operation_duration_seconds_sum{") {
+			histSeconds += v
+		}
+	}
+	if math.Abs(spanSeconds-histSeconds) > 0.10*histSeconds {
+		t.Fatalf("span durations total %.4fs, histogram %.4fs: not within 10%%", spanSeconds, histSeconds)
+	}
+}
