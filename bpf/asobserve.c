@@ -757,8 +757,7 @@ static __always_inline void attempt_entry(struct regs *ctx, struct row *r, struc
 	stage_entry(ctx, r, k, now);
 }
 
-SEC("uprobe")
-int probe_entry(struct pt_regs *ctx)
+static __always_inline int handle_entry(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -801,8 +800,7 @@ int probe_entry(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int probe_return(struct pt_regs *ctx)
+static __always_inline int handle_return(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -857,9 +855,42 @@ int probe_return(struct pt_regs *ctx)
 	return 0;
 }
 
+// Each program exists twice: one multi-uprobe link attaches a whole executable at once
+// (kernel >= 6.6, and far fewer RCU grace periods to wait for than one perf event per
+// probe), and the single-uprobe form is the fallback for older kernels.
+SEC("uprobe")
+int probe_entry(struct pt_regs *ctx)
+{
+	return handle_entry(ctx);
+}
+
+SEC("uprobe.multi")
+int probe_entry_multi(struct pt_regs *ctx)
+{
+	return handle_entry(ctx);
+}
+
+SEC("uprobe")
+int probe_return(struct pt_regs *ctx)
+{
+	return handle_return(ctx);
+}
+
+SEC("uprobe.multi")
+int probe_return_multi(struct pt_regs *ctx)
+{
+	return handle_return(ctx);
+}
+
 // Floor programs for the benchmark: the same probe points with programs that do nothing.
 SEC("uprobe")
 int probe_empty(struct pt_regs *ctx)
+{
+	return 0;
+}
+
+SEC("uprobe.multi")
+int probe_empty_multi(struct pt_regs *ctx)
 {
 	return 0;
 }

@@ -116,22 +116,25 @@ type AsobserveWorkerState struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	AsobserveMapAsyncOps     = "async_ops"
-	AsobserveMapCorr         = "corr"
-	AsobserveMapCounters     = "counters"
-	AsobserveMapEvents       = "events"
-	AsobserveMapInflight     = "inflight"
-	AsobserveMapIo           = "io"
-	AsobserveMapNested       = "nested"
-	AsobserveMapPids         = "pids"
-	AsobserveMapRows         = "rows"
-	AsobserveMapSeq          = "seq"
-	AsobserveMapSpawns       = "spawns"
-	AsobserveMapStages       = "stages"
-	AsobserveMapWorkers      = "workers"
-	AsobserveProgProbeEmpty  = "probe_empty"
-	AsobserveProgProbeEntry  = "probe_entry"
-	AsobserveProgProbeReturn = "probe_return"
+	AsobserveMapAsyncOps          = "async_ops"
+	AsobserveMapCorr              = "corr"
+	AsobserveMapCounters          = "counters"
+	AsobserveMapEvents            = "events"
+	AsobserveMapInflight          = "inflight"
+	AsobserveMapIo                = "io"
+	AsobserveMapNested            = "nested"
+	AsobserveMapPids              = "pids"
+	AsobserveMapRows              = "rows"
+	AsobserveMapSeq               = "seq"
+	AsobserveMapSpawns            = "spawns"
+	AsobserveMapStages            = "stages"
+	AsobserveMapWorkers           = "workers"
+	AsobserveProgProbeEmpty       = "probe_empty"
+	AsobserveProgProbeEmptyMulti  = "probe_empty_multi"
+	AsobserveProgProbeEntry       = "probe_entry"
+	AsobserveProgProbeEntryMulti  = "probe_entry_multi"
+	AsobserveProgProbeReturn      = "probe_return"
+	AsobserveProgProbeReturnMulti = "probe_return_multi"
 )
 
 // LoadAsobserve returns the embedded CollectionSpec for Asobserve.
@@ -176,9 +179,12 @@ type AsobserveSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveProgramSpecs struct {
-	ProbeEmpty  *ebpf.ProgramSpec `ebpf:"probe_empty"`
-	ProbeEntry  *ebpf.ProgramSpec `ebpf:"probe_entry"`
-	ProbeReturn *ebpf.ProgramSpec `ebpf:"probe_return"`
+	ProbeEmpty       *ebpf.ProgramSpec `ebpf:"probe_empty"`
+	ProbeEmptyMulti  *ebpf.ProgramSpec `ebpf:"probe_empty_multi"`
+	ProbeEntry       *ebpf.ProgramSpec `ebpf:"probe_entry"`
+	ProbeEntryMulti  *ebpf.ProgramSpec `ebpf:"probe_entry_multi"`
+	ProbeReturn      *ebpf.ProgramSpec `ebpf:"probe_return"`
+	ProbeReturnMulti *ebpf.ProgramSpec `ebpf:"probe_return_multi"`
 }
 
 // AsobserveMapSpecs contains maps before they are loaded into the kernel.
@@ -269,16 +275,22 @@ type AsobserveVariables struct {
 //
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobservePrograms struct {
-	ProbeEmpty  *ebpf.Program `ebpf:"probe_empty"`
-	ProbeEntry  *ebpf.Program `ebpf:"probe_entry"`
-	ProbeReturn *ebpf.Program `ebpf:"probe_return"`
+	ProbeEmpty       *ebpf.Program `ebpf:"probe_empty"`
+	ProbeEmptyMulti  *ebpf.Program `ebpf:"probe_empty_multi"`
+	ProbeEntry       *ebpf.Program `ebpf:"probe_entry"`
+	ProbeEntryMulti  *ebpf.Program `ebpf:"probe_entry_multi"`
+	ProbeReturn      *ebpf.Program `ebpf:"probe_return"`
+	ProbeReturnMulti *ebpf.Program `ebpf:"probe_return_multi"`
 }
 
 func (p *AsobservePrograms) Close() error {
 	return _AsobserveClose(
 		p.ProbeEmpty,
+		p.ProbeEmptyMulti,
 		p.ProbeEntry,
+		p.ProbeEntryMulti,
 		p.ProbeReturn,
+		p.ProbeReturnMulti,
 	)
 }
 

@@ -354,41 +354,29 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	return e, nil
 }
 
+// attachLinks attaches the op (or stage) probes of an executable: with two multi-uprobe
+// links when the kernel has them, else one uprobe per probe point.
 func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
-	entry, ret := a.objs.ProbeEntry, a.objs.ProbeReturn
-	if a.opts.Floor {
-		entry, ret = a.objs.ProbeEmpty, a.objs.ProbeEmpty
-	}
-	var links []link.Link
-	add := func(prog *ebpf.Program, off uint64, idx uint32, sym string) error {
-		l, err := e.exe.Uprobe("", prog, &link.UprobeOptions{Address: off, Cookie: uint64(idx)})
-		if err != nil {
-			return fmt.Errorf("attaching uprobe to %s at file offset %#x: %w", sym, off, err)
-		}
-		links = append(links, l)
-		return nil
-	}
+	var entry, ret probePoints
 	for _, r := range e.rows {
 		if r.row.IsStage() != stages {
 			continue
 		}
-		var err error
 		if r.row.Entry {
-			err = add(entry, r.fn.EntryOffset, r.idx, r.fn.Name)
+			entry.add(r.fn.EntryOffset, r.idx)
 		}
 		if r.row.Return {
 			for _, off := range r.fn.RetOffsets {
-				if err == nil {
-					err = add(ret, off, r.idx, r.fn.Name)
-				}
+				ret.add(off, r.idx)
 			}
 		}
-		if err != nil {
-			for _, l := range links {
-				l.Close()
-			}
-			return err
-		}
+	}
+	links, err := a.attachMulti(e, entry, ret)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		links, err = a.attachSingle(e, entry, ret)
+	}
+	if err != nil {
+		return err
 	}
 	if stages {
 		e.stageLinks = append(e.stageLinks, links...)
@@ -396,6 +384,65 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 		e.opLinks = append(e.opLinks, links...)
 	}
 	return nil
+}
+
+type probePoints struct{ offsets, cookies []uint64 }
+
+func (p *probePoints) add(off uint64, row uint32) {
+	p.offsets = append(p.offsets, off)
+	p.cookies = append(p.cookies, uint64(row))
+}
+
+func (a *Agent) attachMulti(e *exeProbes, entry, ret probePoints) ([]link.Link, error) {
+	entryProg, retProg := a.objs.ProbeEntryMulti, a.objs.ProbeReturnMulti
+	if a.opts.Floor {
+		entryProg, retProg = a.objs.ProbeEmptyMulti, a.objs.ProbeEmptyMulti
+	}
+	var links []link.Link
+	for _, set := range []struct {
+		prog *ebpf.Program
+		pts  probePoints
+	}{{entryProg, entry}, {retProg, ret}} {
+		if len(set.pts.offsets) == 0 {
+			continue
+		}
+		l, err := e.exe.UprobeMulti(nil, set.prog, &link.UprobeMultiOptions{Addresses: set.pts.offsets, Cookies: set.pts.cookies})
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			if errors.Is(err, ebpf.ErrNotSupported) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("attaching %d uprobes to %s: %w", len(set.pts.offsets), e.info.Path, err)
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+func (a *Agent) attachSingle(e *exeProbes, entry, ret probePoints) ([]link.Link, error) {
+	entryProg, retProg := a.objs.ProbeEntry, a.objs.ProbeReturn
+	if a.opts.Floor {
+		entryProg, retProg = a.objs.ProbeEmpty, a.objs.ProbeEmpty
+	}
+	var links []link.Link
+	for _, set := range []struct {
+		prog *ebpf.Program
+		pts  probePoints
+	}{{entryProg, entry}, {retProg, ret}} {
+		for i, off := range set.pts.offsets {
+			l, err := e.exe.Uprobe("", set.prog, &link.UprobeOptions{Address: off, Cookie: set.pts.cookies[i]})
+			if err != nil {
+				for _, l := range links {
+					l.Close()
+				}
+				return nil, fmt.Errorf("attaching uprobe to %s at file offset %#x: %w", e.info.Path, off, err)
+			}
+			links = append(links, l)
+		}
+	}
+	return links, nil
 }
 
 func (a *Agent) detachExe(e *exeProbes) {

@@ -17,9 +17,15 @@ import (
 // for the ring buffer to drain, and returns what the agent recorded and the truth.
 func observe(t *testing.T, bin string, cluster *testserver.Cluster, faults []testserver.Fault, stages bool, args ...string) (*metrics.Recorder, *attach.Agent, map[e2etest.Key]e2etest.Series, map[e2etest.Key]e2etest.Series) {
 	t.Helper()
+	return observeWith(t, bin, cluster, faults, attach.Options{Stages: stages}, nil, args...)
+}
+
+// observeWith is observe with agent options and a hook run once the workload started.
+func observeWith(t *testing.T, bin string, cluster *testserver.Cluster, faults []testserver.Fault, opts attach.Options, during func(*attach.Agent, *metrics.Recorder), args ...string) (*metrics.Recorder, *attach.Agent, map[e2etest.Key]e2etest.Series, map[e2etest.Key]e2etest.Series) {
+	t.Helper()
 	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), args...)
 	rec := metrics.New(metrics.Options{})
-	agent, err := attach.New(rec, attach.Options{Stages: stages})
+	agent, err := attach.New(rec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +41,9 @@ func observe(t *testing.T, bin string, cluster *testserver.Cluster, faults []tes
 	}
 	cluster.SetFaults(faults)
 	w.Go(t)
+	if during != nil {
+		during(agent, rec)
+	}
 	truth := w.Wait(t, 5*time.Minute)
 	cluster.SetFaults(nil)
 	Drain(t, agent)

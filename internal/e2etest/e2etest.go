@@ -260,16 +260,39 @@ func CompareCounts(t testing.TB, got, want map[Key]Series) {
 	}
 }
 
-// UprobesOn lists the kernel's BPF perf-event uprobes on the executable of pid (by its
-// path or /proc/PID/exe, as the agent names it), via bpftool, which reads every
-// process's perf-event file descriptors.
+// UprobesOn lists the kernel's BPF uprobes on an executable, given by its path and a
+// pid running it: multi-uprobe links (read from every process's link fdinfo, one entry
+// per probe point) and single perf-event uprobes (via bpftool, named by path or by
+// /proc/PID/exe as the agent opened it).
 func UprobesOn(t testing.TB, path string, pid int) []string {
 	t.Helper()
+	var found []string
+	fdinfos, _ := filepath.Glob("/proc/[0-9]*/fdinfo/*")
+	for _, f := range fdinfos {
+		data, err := os.ReadFile(f)
+		if err != nil || !bytes.Contains(data, []byte("link_type:\tuprobe_multi")) {
+			continue
+		}
+		var linkPath string
+		var count int
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "path:\t"); ok {
+				linkPath = v
+			}
+			if v, ok := strings.CutPrefix(line, "uprobe_cnt:\t"); ok {
+				fmt.Sscan(v, &count)
+			}
+		}
+		if linkPath == path {
+			for i := 0; i < count; i++ {
+				found = append(found, fmt.Sprintf("%s: uprobe_multi on %s #%d", f, path, i))
+			}
+		}
+	}
 	out, err := exec.Command("bpftool", "perf", "list").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bpftool perf list: %v\n%s (make deps installs bpftool)", err, out)
 	}
-	var found []string
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.Contains(line, "uprobe") && (strings.Contains(line, "filename "+path+" ") ||
 			strings.Contains(line, fmt.Sprintf("filename /proc/%d/exe ", pid))) {
