@@ -1,0 +1,179 @@
+package k8smeta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+)
+
+// PodInfo names where a process runs. Container is empty when only the pod is known.
+type PodInfo struct {
+	Namespace string
+	Pod       string
+	Container string
+}
+
+const (
+	byContainerID = "containerID"
+	byPodUID      = "podUID"
+)
+
+// Store keeps the pods scheduled on one node and answers which pod and container a
+// cgroup reference belongs to. A nil *Store is valid and knows nothing (outside
+// Kubernetes).
+type Store struct {
+	node     string
+	factory  informers.SharedInformerFactory
+	informer cache.SharedIndexInformer
+}
+
+// NewStore watches the pods of node through client. Call Run before Lookup.
+func NewStore(client kubernetes.Interface, node string) *Store {
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
+		}))
+	inf := factory.Core().V1().Pods().Informer()
+	// Keep only what the join needs, so a busy node's pods cost little memory.
+	_ = inf.SetTransform(func(obj any) (any, error) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			p.ManagedFields = nil
+			p.Annotations = nil
+			p.Labels = nil
+			p.Spec = corev1.PodSpec{NodeName: p.Spec.NodeName, Containers: onlyNames(p.Spec.Containers)}
+		}
+		return obj, nil
+	})
+	_ = inf.AddIndexers(cache.Indexers{
+		byContainerID: func(obj any) ([]string, error) {
+			p, ok := obj.(*corev1.Pod)
+			if !ok {
+				return nil, nil
+			}
+			var ids []string
+			for _, st := range allStatuses(p) {
+				if st.ContainerID != "" {
+					ids = append(ids, StripScheme(st.ContainerID))
+				}
+			}
+			return ids, nil
+		},
+		byPodUID: func(obj any) ([]string, error) {
+			p, ok := obj.(*corev1.Pod)
+			if !ok {
+				return nil, nil
+			}
+			return []string{string(p.UID)}, nil
+		},
+	})
+	return &Store{node: node, factory: factory, informer: inf}
+}
+
+func onlyNames(cs []corev1.Container) []corev1.Container {
+	out := make([]corev1.Container, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.Container{Name: c.Name}
+	}
+	return out
+}
+
+func allStatuses(p *corev1.Pod) []corev1.ContainerStatus {
+	all := make([]corev1.ContainerStatus, 0, len(p.Status.ContainerStatuses)+len(p.Status.InitContainerStatuses)+len(p.Status.EphemeralContainerStatuses))
+	all = append(all, p.Status.ContainerStatuses...)
+	all = append(all, p.Status.InitContainerStatuses...)
+	return append(all, p.Status.EphemeralContainerStatuses...)
+}
+
+// Run starts the watch and waits until the initial list is in, or ctx ends. The watch
+// goes on until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	s.factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), s.informer.HasSynced) {
+		return fmt.Errorf("pod watch for node %q did not sync: %w", s.node, context.Cause(ctx))
+	}
+	return nil
+}
+
+// Shutdown stops the watch goroutines after ctx (given to Run) is done.
+func (s *Store) Shutdown() {
+	if s != nil {
+		s.factory.Shutdown()
+	}
+}
+
+// Lookup joins a cgroup reference with the watched pods: by container ID first; by pod
+// UID when the container has not yet reported its ID (Container is then set only if the
+// pod has a single container).
+func (s *Store) Lookup(ref CgroupRef) (PodInfo, bool) {
+	if s == nil {
+		return PodInfo{}, false
+	}
+	idx := s.informer.GetIndexer()
+	if ref.ContainerID != "" {
+		objs, _ := idx.ByIndex(byContainerID, ref.ContainerID)
+		for _, o := range objs {
+			p := o.(*corev1.Pod)
+			if p.Spec.NodeName != s.node {
+				continue
+			}
+			for _, st := range allStatuses(p) {
+				if StripScheme(st.ContainerID) == ref.ContainerID {
+					return PodInfo{Namespace: p.Namespace, Pod: p.Name, Container: st.Name}, true
+				}
+			}
+		}
+	}
+	if ref.PodUID != "" {
+		objs, _ := idx.ByIndex(byPodUID, ref.PodUID)
+		for _, o := range objs {
+			p := o.(*corev1.Pod)
+			if p.Spec.NodeName != s.node {
+				continue
+			}
+			info := PodInfo{Namespace: p.Namespace, Pod: p.Name}
+			if len(p.Spec.Containers) == 1 {
+				info.Container = p.Spec.Containers[0].Name
+			}
+			return info, true
+		}
+	}
+	return PodInfo{}, false
+}
+
+// ErrNoNodeName means the daemon runs in Kubernetes without K8S_NODE_NAME.
+var ErrNoNodeName = errors.New("K8S_NODE_NAME is not set: add it from the downward API (fieldRef spec.nodeName)")
+
+// FromEnvironment builds a Store from the in-cluster configuration. Outside Kubernetes
+// (no KUBERNETES_SERVICE_HOST) it returns nil and no error.
+func FromEnvironment() (*Store, error) {
+	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return nil, nil
+	}
+	node := os.Getenv("K8S_NODE_NAME")
+	if node == "" {
+		return nil, ErrNoNodeName
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("in-cluster config: %w", err)
+	}
+	cfg.UserAgent = "asobserve"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return NewStore(client, node), nil
+}
