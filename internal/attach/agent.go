@@ -332,6 +332,16 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		a.rows[idx].Store(&rowInfo{row: row})
 		e.rows = append(e.rows, resolvedRow{row: row, idx: idx, fn: fn})
 	}
+	ops := 0
+	for _, r := range e.rows {
+		if !r.row.IsStage() {
+			ops++
+		}
+	}
+	if ops == 0 {
+		return fail(fmt.Errorf("%s uses %s %s but none of its operation functions are in the binary: this client version is not supported by this asobserve build",
+			bin.Target, bin.ClientModule, bin.ClientVersion))
+	}
 	if err := a.attachLinks(e, false); err != nil {
 		return fail(err)
 	}

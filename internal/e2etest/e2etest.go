@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package e2etest holds helpers for end-to-end tests: building real target binaries,
 // running the test server and the reference workload as a separate process, and reading
 // exact counts back from a recorder. Only tests import it.

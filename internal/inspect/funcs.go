@@ -117,7 +117,7 @@ func (b *Binary) pclntabFuncs() (funcs map[string]funcRange, err error) {
 			funcs, err = nil, corrupt(r)
 		}
 	}()
-	sec := b.elf.Section(".gopclntab")
+	sec := pclntabSection(b.elf)
 	text := b.elf.Section(".text")
 	data, err := sec.Data()
 	if err != nil {
@@ -140,6 +140,15 @@ func (b *Binary) pclntabFuncs() (funcs map[string]funcRange, err error) {
 		funcs[f.Name] = funcRange{f.Entry, f.End - f.Entry}
 	}
 	return funcs, nil
+}
+
+// pclntabSection returns the function table section. PIE binaries of Go 1.21 and older
+// keep it in .data.rel.ro.gopclntab (relro), later ones in .gopclntab.
+func pclntabSection(f *elf.File) *elf.Section {
+	if s := f.Section(".gopclntab"); s != nil {
+		return s
+	}
+	return f.Section(".data.rel.ro.gopclntab")
 }
 
 // scan returns the entry probe point and the RET instructions of code, as

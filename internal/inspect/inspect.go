@@ -176,7 +176,7 @@ func open(f *os.File, path, target string, pid int) (b *Binary, err error) {
 
 	info, err := buildinfo.Read(f)
 	if err != nil {
-		if ef.Section(".gopclntab") == nil && ef.Section(".go.buildinfo") == nil {
+		if pclntabSection(ef) == nil && ef.Section(".go.buildinfo") == nil {
 			return nil, newErr(ErrNotGo, err, "%s is not a Go binary (no Go build info): asobserve observes Go services only", subj)
 		}
 		return nil, newErr(ErrCorrupt, err, "%s: corrupt Go build info (%v): the file is damaged; rebuild or reinstall it", subj, err)
@@ -184,7 +184,7 @@ func open(f *os.File, path, target string, pid int) (b *Binary, err error) {
 	if err := b.checkBuildInfo(info); err != nil {
 		return nil, err
 	}
-	if ef.Section(".text") == nil || ef.Section(".gopclntab") == nil {
+	if ef.Section(".text") == nil || pclntabSection(ef) == nil {
 		return nil, newErr(ErrCorrupt, nil, "%s: corrupt Go binary (no .text or .gopclntab section): the file is damaged; rebuild or reinstall it", subj)
 	}
 	if _, ok := offsetsTable[tableKey{b.ClientVersion, b.Arch}]; !ok && !b.HasDWARF {

@@ -202,6 +202,9 @@ func stagesV7() []Row {
 // of these belongs to the enclosing batch and is not counted again. The check costs no
 // probe hit: the entry probe compares its return address with these ranges.
 func NestedCallers(major int) []string {
+	if major == 6 {
+		return nil // v6 batches never call single-record operations
+	}
 	var out []string
 	for _, cmd := range []string{"batchCommandGet", "batchCommandExists", "batchCommandOperate",
 		"batchCommandDelete", "batchCommandUDF", "batchIndexCommandGet"} {
@@ -213,11 +216,15 @@ func NestedCallers(major int) []string {
 // ForMajor returns the rows for a client major version, or nil if it is not supported.
 func ForMajor(major int) []Row {
 	switch major {
+	case 6:
+		return v6()
 	case 7:
 		return v7()
+	case 8:
+		return v8()
 	}
 	return nil
 }
 
 // SupportedMajors lists the client majors that have a probe table.
-func SupportedMajors() []int { return []int{7} }
+func SupportedMajors() []int { return []int{6, 7, 8} }

@@ -18,7 +18,7 @@ type keySpace struct {
 }
 
 type runner struct {
-	client *as.Client
+	client Client
 	cfg    Config
 	cycle  []string
 	next   atomic.Int64
@@ -32,7 +32,7 @@ type runner struct {
 	wrongGen    *as.WritePolicy
 }
 
-func newRunner(client *as.Client, cfg Config, cycle []string) *runner {
+func newRunner(client Client, cfg Config, cycle []string) *runner {
 	r := &runner{client: client, cfg: cfg, cycle: cycle, perOp: map[string]*atomic.Int64{}, keys: map[string]*keySpace{}}
 	for _, op := range semconv.Operations {
 		r.perOp[op] = &atomic.Int64{}

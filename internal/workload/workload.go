@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	as "github.com/aerospike/aerospike-client-go/v7"
@@ -42,6 +41,9 @@ type Config struct {
 	ConcurrentNodes int // batch/scan/query node concurrency; 0 = client default
 	Errors          bool
 	Seed            int64
+	// Wrap, when set, replaces the client for the run (after preloading), e.g. with the
+	// in-process instrumentation wrapper.
+	Wrap func(*as.Client) Client
 	// Ready is called once preloading is done and the run is about to wait for its
 	// trigger. Nil with WaitSignal prints "workload: ready pid=<pid>" on stderr.
 	Ready func()
@@ -229,6 +231,9 @@ func Run(ctx context.Context, cfg Config) (*Truth, error) {
 	if err := r.preload(); err != nil {
 		return nil, err
 	}
+	if cfg.Wrap != nil {
+		r.client = cfg.Wrap(client)
+	}
 	if err := waitStart(ctx, &cfg); err != nil {
 		return nil, err
 	}
@@ -239,7 +244,10 @@ func waitStart(ctx context.Context, cfg *Config) error {
 	var sig chan os.Signal
 	if cfg.WaitSignal {
 		sig = make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGUSR1)
+		if startSignal == nil {
+			return fmt.Errorf("--wait-signal needs a Unix system (SIGUSR1); use --start-delay instead")
+		}
+		signal.Notify(sig, startSignal)
 		defer signal.Stop(sig)
 	}
 	if cfg.Ready != nil {

@@ -1,0 +1,219 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/asobserve/asobserve/internal/workload"
+)
+
+// truth is the workload's ground truth plus the optional p95 some workload versions print.
+type truth struct {
+	workload.Truth
+	P95Ms *float64 `json:"p95_ms"`
+}
+
+// workloadProc is a reference-workload child waiting for SIGUSR1.
+type workloadProc struct {
+	cmd    *exec.Cmd
+	pid    int
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func startWorkload(bin string, hosts []string, args ...string) (*workloadProc, error) {
+	all := append([]string{"workload", "--wait-signal", "--hosts", strings.Join(hosts, ",")}, args...)
+	w := &workloadProc{cmd: exec.Command(bin, all...), done: make(chan error, 1)}
+	w.cmd.Stdout = &w.stdout
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	w.cmd.Stderr = pw
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := w.cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, err
+	}
+	pw.Close()
+	w.pid = w.cmd.Process.Pid
+	ready := make(chan struct{})
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			w.stderr.WriteString(line + "\n")
+			if !signalled && strings.HasPrefix(line, "workload: ready") {
+				signalled = true
+				close(ready)
+			}
+		}
+	}()
+	go func() {
+		<-lines
+		w.done <- w.cmd.Wait()
+	}()
+	select {
+	case <-ready:
+		return w, nil
+	case err := <-w.done:
+		return nil, fmt.Errorf("workload exited before ready: %v\n%s", err, w.stderr.String())
+	case <-time.After(60 * time.Second):
+		w.kill()
+		return nil, fmt.Errorf("workload not ready after 60s")
+	}
+}
+
+func (w *workloadProc) start() error { return w.cmd.Process.Signal(syscall.SIGUSR1) }
+
+func (w *workloadProc) kill() {
+	if w.cmd.ProcessState == nil {
+		_ = w.cmd.Process.Kill()
+	}
+}
+
+func (w *workloadProc) wait(timeout time.Duration) (*truth, error) {
+	select {
+	case err := <-w.done:
+		if err != nil {
+			return nil, fmt.Errorf("workload failed: %v\n%s", err, w.stderr.String())
+		}
+	case <-time.After(timeout):
+		w.kill()
+		<-w.done
+		return nil, fmt.Errorf("workload still running after %s", timeout)
+	}
+	var t truth
+	if err := json.Unmarshal(w.stdout.Bytes(), &t); err != nil {
+		return nil, fmt.Errorf("workload output is not truth JSON: %v", err)
+	}
+	return &t, nil
+}
+
+// procCPU returns the user+system CPU time of pid.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// Fields after the command: state is f[0], utime f[11], stime f[12].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// procMem returns VmRSS and VmHWM of pid in bytes.
+func procMem(pid int) (rss, hwm uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseUint(f[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n * 1024
+		case "VmHWM":
+			hwm = n * 1024
+		}
+	}
+	return rss, hwm, nil
+}
+
+// agentProc is `asobserve attach` running as its own process, so that its CPU and memory
+// can be read from /proc without the harness's own.
+type agentProc struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func startAgentProc(bin string, pid int, args ...string) (*agentProc, error) {
+	all := append([]string{"attach", "--pid", strconv.Itoa(pid), "--listen", "127.0.0.1:0", "--admin-listen", ""}, args...)
+	a := &agentProc{cmd: exec.Command(bin, all...), done: make(chan error, 1)}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	a.cmd.Stderr = pw
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := a.cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, err
+	}
+	pw.Close()
+	ready := make(chan struct{})
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		signalled := false
+		for sc.Scan() {
+			a.stderr.WriteString(sc.Text() + "\n")
+			if !signalled && strings.Contains(sc.Text(), "serving http://") {
+				signalled = true
+				close(ready)
+			}
+		}
+	}()
+	go func() {
+		<-lines
+		a.done <- a.cmd.Wait()
+	}()
+	select {
+	case <-ready:
+		return a, nil
+	case err := <-a.done:
+		return nil, fmt.Errorf("asobserve attach exited: %v\n%s", err, a.stderr.String())
+	case <-time.After(30 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+		return nil, fmt.Errorf("asobserve attach not ready after 30s\n%s", a.stderr.String())
+	}
+}
+
+func (a *agentProc) stop() error {
+	_ = a.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-a.done:
+		return err
+	case <-time.After(2 * time.Minute): // detaching every uprobe takes the kernel a while
+		_ = a.cmd.Process.Kill()
+		<-a.done
+		return fmt.Errorf("asobserve attach did not stop on SIGINT")
+	}
+}

@@ -1,0 +1,100 @@
+package probes
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/asobserve/asobserve/internal/inspect"
+	"github.com/asobserve/asobserve/internal/semconv"
+)
+
+func bySymbol(t *testing.T, rows []Row) map[string]Row {
+	t.Helper()
+	m := map[string]Row{}
+	for _, r := range rows {
+		if _, dup := m[r.Symbol]; dup {
+			t.Errorf("symbol %s has two rows", r.Symbol)
+		}
+		m[r.Symbol] = r
+	}
+	return m
+}
+
+func TestEveryInspectableMajorHasATable(t *testing.T) {
+	if !slices.Equal(SupportedMajors(), inspect.SupportedMajors) {
+		t.Fatalf("probes supports %v, inspect accepts %v: a binary would pass inspection and find no probe table", SupportedMajors(), inspect.SupportedMajors)
+	}
+	for _, m := range SupportedMajors() {
+		if len(ForMajor(m)) == 0 {
+			t.Errorf("major %d: no rows", m)
+		}
+	}
+	for _, m := range []int{5, 9} {
+		if ForMajor(m) != nil {
+			t.Errorf("major %d has rows", m)
+		}
+	}
+}
+
+// v6 and v8 have one Operate function; v7 splits Operate -> operate.
+func TestOperateRowPerMajor(t *testing.T) {
+	for major, want := range map[int]string{6: "(*Client).Operate", 7: "(*Client).operate", 8: "(*Client).Operate"} {
+		rows := bySymbol(t, ForMajor(major))
+		r, ok := rows[want]
+		if !ok || r.Op != semconv.OpOperate || r.LocWord != 2 || r.ErrWord != 1 {
+			t.Errorf("v%d: operate row %+v (present %v)", major, r, ok)
+		}
+		for _, other := range []string{"(*Client).Operate", "(*Client).operate"} {
+			if _, ok := rows[other]; ok && other != want {
+				t.Errorf("v%d probes both Operate and operate", major)
+			}
+		}
+	}
+}
+
+func TestV6RowsAreRequiredOperations(t *testing.T) {
+	rows := bySymbol(t, ForMajor(6))
+	if len(rows) != 29 {
+		t.Errorf("v6 has %d rows, want the 29 operation rows of v7", len(rows))
+	}
+	for sym, r := range rows {
+		if r.IsStage() {
+			t.Errorf("v6 row %s is a stage row: stages are verified on v7 only", sym)
+		}
+		// ClientIfc keeps every public method linked: a missing one is an error.
+		optional := sym == "(*Client).scanNodePartitions" || sym == "(*Client).queryNodePartitions" || sym == "(*Recordset).sendError"
+		if r.Optional != optional {
+			t.Errorf("v6 row %s optional=%v, want %v", sym, r.Optional, optional)
+		}
+	}
+}
+
+func TestV8RowsAreAllOptional(t *testing.T) {
+	rows := bySymbol(t, ForMajor(8))
+	if len(rows) != 29 {
+		t.Errorf("v8 has %d rows, want 29", len(rows))
+	}
+	for sym, r := range rows {
+		if !r.Optional || r.IsStage() {
+			t.Errorf("v8 row %s optional=%v stage=%v: v8 drops unused methods, stages are v7 only", sym, r.Optional, r.IsStage())
+		}
+	}
+}
+
+func TestNestedCallersPerMajor(t *testing.T) {
+	if n := NestedCallers(6); len(n) != 0 {
+		t.Errorf("v6 nested callers %v: v6 batches call no single-record operation", n)
+	}
+	for _, major := range []int{7, 8} {
+		n := NestedCallers(major)
+		for _, want := range []string{"(*batchCommandGet).executeSingle", "(*batchCommandOperate).executeSingle",
+			"(*batchCommandDelete).executeSingle", "(*batchCommandExists).executeSingle", "(*batchCommandGet).Execute"} {
+			if !slices.Contains(n, want) {
+				t.Errorf("v%d nested callers lack %s", major, want)
+			}
+		}
+		if len(n) > 16 {
+			t.Errorf("v%d: %d nested callers, the BPF table holds 16", major, len(n))
+		}
+	}
+}

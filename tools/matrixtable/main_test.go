@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+func TestRender(t *testing.T) {
+	r := &report{Mode: "full", Started: time.Date(2026, 11, 21, 23, 0, 0, 0, time.UTC), DurationSeconds: 75.4, Cells: []cell{
+		{Go: "go1.21", GoVersion: "go1.21.13", Client: "v6.16.1", Flavour: "plain", Status: "pass", Ops: 180},
+		{Go: "go1.21", GoVersion: "go1.21.13", Client: "v6.16.1", Flavour: "pie", Status: "fail", Error: "x"},
+		{Go: "go1.21", Client: "v8.8.0", Flavour: "plain", Status: "n/a"},
+		{Go: "go1.21", Client: "v8.8.0", Flavour: "pie", Status: "n/a"},
+		{Go: "go1.26", Client: "v7.10.2", Flavour: "plain", Status: "skipped"},
+	}}
+	var buf bytes.Buffer
+	if err := render(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	want := `| Go | aerospike-client-go | plain | pie |
+|---|---|---|---|
+| go1.21.13 | v6.16.1 | ✅ 180 ops | ❌ |
+| go1.21.13 | v8.8.0 | n/a | n/a |
+| go1.26 | v7.10.2 | – | – |
+
+1 cells pass, 1 fail, 2 not applicable (client needs a newer Go); full run on 2026-11-21, 1m15s.
+✅ N ops: every operation count per (operation, namespace, set, error_type) equals the target's ground truth.
+`
+	if got := buf.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if err := render(&buf, &report{}); err == nil {
+		t.Error("empty results rendered without error")
+	}
+}
