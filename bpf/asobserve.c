@@ -368,6 +368,17 @@ struct {
 	__type(value, __u64);
 } spawns SEC(".maps");
 
+// Waking the agent for every record costs the target a wakeup per operation. Records are
+// submitted without a wakeup until this many bytes wait; the agent also polls on a short
+// timer. Set by the agent at load time (a fraction of the ring size).
+volatile const __u64 wakeup_bytes = 1 << 20;
+
+static __always_inline void submit(void *rec)
+{
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(rec, flags);
+}
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -539,7 +550,7 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	ev->set_len = 0;
 	if (st->set_ptr && m > 0 && bpf_probe_read_user(ev->set, m & (SET_MAX - 1), (void *)st->set_ptr) == 0)
 		ev->set_len = m;
-	bpf_ringbuf_submit(ev, 0);
+	submit(ev);
 }
 
 static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own, __u64 start, __u64 end)
@@ -554,7 +565,7 @@ static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own
 	ev->op_id = own->op_id;
 	ev->start = start;
 	ev->end = end;
-	bpf_ringbuf_submit(ev, 0);
+	submit(ev);
 }
 
 // owner_of finds the operation a goroutine is working for: its own op, or the batch op

@@ -135,6 +135,7 @@ const (
 	AsobserveProgProbeEntryMulti  = "probe_entry_multi"
 	AsobserveProgProbeReturn      = "probe_return"
 	AsobserveProgProbeReturnMulti = "probe_return_multi"
+	AsobserveVarWakeupBytes       = "wakeup_bytes"
 )
 
 // LoadAsobserve returns the embedded CollectionSpec for Asobserve.
@@ -210,6 +211,7 @@ type AsobserveMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveVariableSpecs struct {
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // AsobserveObjects contains all objects after they have been loaded into the kernel.
@@ -269,6 +271,7 @@ func (m *AsobserveMaps) Close() error {
 //
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobserveVariables struct {
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // AsobservePrograms contains all programs after they have been loaded into the kernel.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +35,10 @@ const (
 	maxRows = 1024
 	maxExes = 64 // MAX_EXES in asobserve.c
 )
+
+// PollInterval bounds how long a record can wait in the ring buffer: the probes wake the
+// agent only when an eighth of the buffer is full.
+const PollInterval = 50 * time.Millisecond
 
 // DefaultRingBufferSize is the ring buffer size in bytes (a power of two, page multiple).
 const DefaultRingBufferSize = 8 << 20
@@ -134,6 +139,9 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("loading embedded BPF spec: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
+	if err := spec.Variables["wakeup_bytes"].Set(uint64(opts.RingBufferSize / 8)); err != nil {
+		return nil, fmt.Errorf("configuring BPF: %w", err)
+	}
 	a := &Agent{rec: rec, opts: opts, exes: map[exeKey]*exeProbes{}, stages: opts.Stages}
 	if err := spec.LoadAndAssign(&a.objs, nil); err != nil {
 		if memlockErr != nil && !errors.Is(err, syscall.EPERM) {
@@ -361,6 +369,11 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		}
 	}
 	e.info.AttachTime = time.Since(start)
+	// Everything needed later (rows, offsets, probe points) is resolved: drop the
+	// symbol index and DWARF so they do not stay in the agent's memory.
+	bin.Close()
+	e.bin = nil
+	debug.FreeOSMemory()
 	return e, nil
 }
 
@@ -528,6 +541,14 @@ func (a *Agent) SetStages(on bool) error {
 	}
 	for _, e := range a.exes {
 		if on {
+			// The process the executable was opened through may be gone; any live
+			// process of it names the same file.
+			for pid := range e.pids {
+				if ex, err := link.OpenExecutable(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+					e.exe = ex
+					break
+				}
+			}
 			if err := a.attachLinks(e, true); err != nil {
 				return err
 			}
@@ -582,7 +603,11 @@ func (a *Agent) Run() error {
 	var op decoder.OpEvent
 	var st decoder.StageEvent
 	for {
+		a.reader.SetDeadline(time.Now().Add(PollInterval))
 		if err := a.reader.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
 			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				return nil
 			}
