@@ -71,10 +71,13 @@ func runDemo(cfg *config.Config, duration time.Duration, out io.Writer) error {
 	live := newLiveTable()
 	s, err := startSession(cfg, attach.Options{})
 	if err != nil {
-		if !demoCanFallBack(err) {
+		if !ebpfUnavailable(err) {
 			return err
 		}
-		return fmt.Errorf("%v (the in-process demo mode is not available in this build)", err)
+		_ = wl.Process.Kill()
+		cluster.Close()
+		fmt.Fprintf(out, "eBPF is not available here (%v): running the demo in in-process mode\n", err)
+		return runInprocDemo(cfg.String(config.Listen), duration, out)
 	}
 	defer s.close()
 	s.rec.AddSink(live)
@@ -106,7 +109,11 @@ func runDemo(cfg *config.Config, duration time.Duration, out io.Writer) error {
 	}
 }
 
-func demoCanFallBack(err error) bool { return err != nil }
+// ebpfUnavailable tells a missing kernel feature or privilege from other failures (such
+// as a port in use), which the demo reports instead of falling back.
+func ebpfUnavailable(err error) bool {
+	return strings.HasPrefix(err.Error(), "loading BPF programs") || strings.HasPrefix(err.Error(), "loading embedded BPF")
+}
 
 func waitReady(r io.Reader, timeout time.Duration) error {
 	ready := make(chan struct{})
