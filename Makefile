@@ -20,9 +20,10 @@ build:
 # Regenerates the committed bpf2go output (needs Debian clang; `make deps` installs it).
 generate:
 	cd bpf && $(GO) generate ./...
+	cd internal/discovery && $(GO) generate ./...
 
 check-generate: generate
-	git diff --exit-code -- bpf
+	git diff --exit-code -- bpf internal/discovery
 
 # Installs the Debian packages the tests use, only those that are missing.
 deps:
@@ -37,13 +38,28 @@ vet:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
-test: deps build vet
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+test: deps build vet cross
+	$(GO) test -count=1 -timeout 25m $(PKGS)
 
 # The demo needs root for eBPF; as another user it re-runs itself with sudo when it can.
 demo: build
 	@if [ "$$(id -u)" = 0 ]; then ./$(BIN) demo --duration $${DURATION:-30s}; \
 	else sudo ./$(BIN) demo --duration $${DURATION:-30s}; fi
+
+# Real Prometheus end to end: the seed's PromQL and every dashboard panel.
+e2e: deps build
+	$(GO) test -tags e2e -count=1 -v -timeout 10m ./test/e2e/
+
+# Writes bench/report.md and bench/report.json (needs root).
+bench: build
+	$(GO) run ./bench/cmd/benchrun -out bench
+
+# The full compatibility matrix (Go 1.21-1.26 x client v6/v7/v8 x plain/stripped/PIE);
+# `make test` runs its diagonal.
+matrix: deps
+	@mkdir -p bin
+	ASOBSERVE_MATRIX=full ASOBSERVE_MATRIX_OUT=$(CURDIR)/bin/matrix.json $(GO) test -count=1 -timeout 60m -v -run 'TestCompatMatrix' ./internal/attach/
+	$(GO) run ./tools/matrixtable bin/matrix.json
 
 cross:
 	for p in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64; do \
