@@ -9,6 +9,7 @@ package attach
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -112,6 +113,8 @@ type Agent struct {
 
 	rows [maxRows]atomic.Pointer[rowInfo]
 
+	statsCloser io.Closer
+
 	received     atomic.Uint64
 	lostSeen     uint64
 	producedSeen uint64
@@ -169,6 +172,8 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 	if opts.Stages {
 		rec.SetStagesEnabled(true)
 	}
+	a.enableStats()
+	_ = rec.Registry.Register(statsCollector{a})
 	return a, nil
 }
 
@@ -193,6 +198,9 @@ func (a *Agent) Close() error {
 	a.mu.Unlock()
 	a.PollCounters()
 	err := a.reader.Close()
+	if a.statsCloser != nil {
+		a.statsCloser.Close()
+	}
 	a.objs.Close()
 	return err
 }

@@ -126,8 +126,19 @@ func TestAttachStrippedBinary(t *testing.T) {
 	e2etest.RequireRoot(t)
 	bin := e2etest.BuildAsobserve(t, "-ldflags=-s -w")
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
-	_, _, got, want := observe(t, bin, cluster, []testserver.Fault{rtt}, false, "--errors", "--count", "1500", "--concurrency", "4", "--keys", "100")
+	_, agent, got, want := observe(t, bin, cluster, []testserver.Fault{rtt}, false, "--errors", "--count", "1500", "--concurrency", "4", "--keys", "100")
 	checkExact(t, got, want)
+	// The kernel's own accounting of probe hits: one entry and one return per operation.
+	stats, err := agent.ProgramStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, _ := sums(want)
+	if e, r := stats["probe_entry"].RunCount, stats["probe_return"].RunCount; e < ops || r < ops {
+		t.Errorf("BPF run counts entry=%d return=%d, want at least one each per operation (%d)", e, r, ops)
+	} else {
+		t.Logf("probe hits per operation: %.2f entry, %.2f return", float64(e)/float64(ops), float64(r)/float64(ops))
+	}
 	// Without connection faults the client's error-rate breaker stays shut, so the
 	// workload's data errors land exactly where it puts them.
 	requireClasses(t, want, "", "KeyNotFoundError", "KeyExistsError", "GenerationError")

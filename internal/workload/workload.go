@@ -55,6 +55,7 @@ type Truth struct {
 	TotalOps          int64   `json:"total_ops"`
 	LatencySumSeconds float64 `json:"latency_sum_seconds"`
 	P50Ms             float64 `json:"p50_ms"`
+	P95Ms             float64 `json:"p95_ms"`
 	P99Ms             float64 `json:"p99_ms"`
 }
 
@@ -380,6 +381,7 @@ func merge(workers []*worker) *Truth {
 	})
 	t.LatencySumSeconds = sum.Seconds()
 	t.P50Ms = quantile(&hist, t.TotalOps, 0.50) * 1e3
+	t.P95Ms = quantile(&hist, t.TotalOps, 0.95) * 1e3
 	t.P99Ms = quantile(&hist, t.TotalOps, 0.99) * 1e3
 	return t
 }
