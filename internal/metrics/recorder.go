@@ -195,17 +195,21 @@ func (r *Recorder) SetStagesEnabled(on bool) {
 // StagesEnabled reports the stage histogram switch.
 func (r *Recorder) StagesEnabled() bool { return r.stagesEnabled.Load() }
 
-// ObserveOp records one finished operation.
+// ObserveOp records one finished operation. A series seen before takes a lock-free
+// path; only new label sets go through the cardinality cap.
 func (r *Recorder) ObserveOp(id *Identity, s OpSample) {
 	if !r.opsEnabled.Load() {
 		return
 	}
-	s.Set = r.capCollection(id, s.Namespace, s.Set)
 	k := opKey{id: id, op: s.Op, namespace: s.Namespace, set: s.Set, errType: s.ErrorType}
 	obs, ok := r.opChildren.Load(k)
 	if !ok {
-		values := append([]string{semconv.SystemName, s.Namespace, s.Set, s.Op, s.ErrorType}, id.labelValues()...)
-		obs, _ = r.opChildren.LoadOrStore(k, r.opHist.WithLabelValues(values...))
+		s.Set = r.capCollection(id, s.Namespace, s.Set)
+		k.set = s.Set
+		if obs, ok = r.opChildren.Load(k); !ok {
+			values := append([]string{semconv.SystemName, s.Namespace, s.Set, s.Op, s.ErrorType}, id.labelValues()...)
+			obs, _ = r.opChildren.LoadOrStore(k, r.opHist.WithLabelValues(values...))
+		}
 	}
 	obs.(prometheus.Observer).Observe(s.Duration.Seconds())
 	r.sinksMu.RLock()
