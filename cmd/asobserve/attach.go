@@ -14,6 +14,7 @@ import (
 
 	"github.com/asobserve/asobserve/internal/attach"
 	"github.com/asobserve/asobserve/internal/config"
+	"github.com/asobserve/asobserve/internal/inspect"
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/procinfo"
 )
@@ -46,6 +47,12 @@ func runAttach(cfg *config.Config, pid int, duration time.Duration) error {
 	if !procinfo.Alive(pid) {
 		return fmt.Errorf("no process with pid %d: check the pid (`pgrep -f <name>`)", pid)
 	}
+	// Check the target before loading anything, so the most specific error comes first.
+	bin, err := inspect.OpenPID(pid)
+	if err != nil {
+		return err
+	}
+	bin.Close()
 	s, err := startSession(cfg, attach.Options{})
 	if err != nil {
 		return err

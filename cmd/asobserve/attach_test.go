@@ -5,7 +5,9 @@ package main_test
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +116,22 @@ func TestAttachWithoutPrivileges(t *testing.T) {
 	want := "asobserve needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run it as root or grant those capabilities"
 	if !strings.Contains(out, want) || strings.Count(out, "\n") != 0 {
 		t.Fatalf("output %q, want one line containing %q", out, want)
+	}
+}
+
+// A user who may not read the target's executable gets the capabilities to ask for.
+func TestAttachUnreadableExecutable(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	wl := e2etest.StartWorkload(t, bin, cluster.Hosts(), "--count", "10")
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCLI(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+		bin, "attach", "--pid", fmt.Sprint(wl.PID), "--listen", "127.0.0.1:0", "--admin-listen", "")
+	want := fmt.Sprintf("asobserve: pid %d: cannot read /proc/%d/exe: permission denied: run asobserve as root or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH", wl.PID, wl.PID)
+	if code != 1 || !strings.HasPrefix(out, want) || strings.Contains(out, "\n") {
+		t.Fatalf("got %q (exit %d), want one line starting %q", out, code, want)
 	}
 }
