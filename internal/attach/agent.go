@@ -58,6 +58,8 @@ type Options struct {
 
 // Target is one observed process.
 type Target struct {
+	detaching atomic.Bool
+
 	PID      int
 	Identity *metrics.Identity
 	Binary   BinaryInfo
@@ -190,6 +192,10 @@ func loadError(err error) error {
 
 // Close detaches everything and releases the BPF objects.
 func (a *Agent) Close() error {
+	// Records already in the ring buffer still count: read them before closing.
+	if produced, _, _, err := a.Counters(); err == nil {
+		a.waitDrained(produced, time.Second)
+	}
 	a.mu.Lock()
 	for k, e := range a.exes {
 		a.detachExe(e)
@@ -260,22 +266,47 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 }
 
 // Detach stops observing pid; the executable's probes go when its last process goes.
+//
+// The pid leaves the BPF filter at once, but its records already in the ring buffer are
+// still attributed to it: the target is forgotten (and the executable's probes closed)
+// once the agent has read everything the kernel produced before the detach.
 func (a *Agent) Detach(pid int) error {
-	v, ok := a.targets.LoadAndDelete(uint32(pid))
+	v, ok := a.targets.Load(uint32(pid))
 	if !ok {
 		return fmt.Errorf("pid %d is not attached", pid)
 	}
 	t := v.(*Target)
+	if !t.detaching.CompareAndSwap(false, true) {
+		return fmt.Errorf("pid %d is already being detached", pid)
+	}
 	_ = a.objs.Pids.Delete(uint32(pid))
-	a.rec.AttachedProcesses.Dec()
+	produced, _, _, err := a.Counters()
+	if err == nil {
+		a.waitDrained(produced, 3*time.Second)
+	}
+	if _, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
+		a.rec.AttachedProcesses.Dec()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(t.exe.pids, pid)
-	if len(t.exe.pids) == 0 {
+	if len(t.exe.pids) == 0 && a.exes[t.exe.key] == t.exe {
 		a.detachExe(t.exe)
 		delete(a.exes, t.exe.key)
 	}
 	return nil
+}
+
+// waitDrained waits until every record counted in produced has been read or lost.
+func (a *Agent) waitDrained(produced uint64, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		_, lost, handled, err := a.Counters()
+		if err != nil || handled+lost >= produced {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func exeKeyOf(pid int) (exeKey, error) {
@@ -621,25 +652,30 @@ func (a *Agent) Run() error {
 			}
 			return fmt.Errorf("reading ring buffer: %w", err)
 		}
+		a.handle(dec, rec.RawSample, &op, &st)
+		// Counted after handling, so that a drained count means every record is recorded.
 		a.received.Add(1)
-		a.rec.EventsReceived.Inc()
-		typ, _ := decoder.Type(rec.RawSample)
-		switch typ {
-		case decoder.TypeOp:
-			if err := dec.DecodeOp(rec.RawSample, &op); err != nil {
-				a.rec.EventsInvalid.Inc()
-				continue
-			}
-			a.handleOp(&op)
-		case decoder.TypeStage:
-			if err := dec.DecodeStage(rec.RawSample, &st); err != nil {
-				a.rec.EventsInvalid.Inc()
-				continue
-			}
-			a.handleStage(&st)
-		default:
+	}
+}
+
+func (a *Agent) handle(dec *decoder.Decoder, raw []byte, op *decoder.OpEvent, st *decoder.StageEvent) {
+	a.rec.EventsReceived.Inc()
+	typ, _ := decoder.Type(raw)
+	switch typ {
+	case decoder.TypeOp:
+		if err := dec.DecodeOp(raw, op); err != nil {
 			a.rec.EventsInvalid.Inc()
+			return
 		}
+		a.handleOp(op)
+	case decoder.TypeStage:
+		if err := dec.DecodeStage(raw, st); err != nil {
+			a.rec.EventsInvalid.Inc()
+			return
+		}
+		a.handleStage(st)
+	default:
+		a.rec.EventsInvalid.Inc()
 	}
 }
 
