@@ -16,6 +16,7 @@ import (
 	"github.com/asobserve/asobserve/internal/publish"
 	"github.com/asobserve/asobserve/internal/rolling"
 	"github.com/asobserve/asobserve/internal/snapshot"
+	"github.com/asobserve/asobserve/internal/spanfeed"
 )
 
 // session is a running agent: recorder, BPF agent, and its HTTP endpoints.
@@ -28,7 +29,7 @@ type session struct {
 	logger *log.Logger
 	roll   *rolling.Rolling
 	pub    *publish.Publisher
-	spans  *spanFeed
+	spans  *spanfeed.Feed
 }
 
 // startSession binds the listeners first (a port conflict must fail before anything is
@@ -58,13 +59,13 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 		return nil, usageError{err}
 	}
 	rec := metrics.New(metrics.Options{CollectionCap: cfg.Int(config.MaxCollections)})
-	var spans *spanFeed
+	var spans *spanfeed.Feed
 	if cfg.Bool(config.Tracing) {
-		if spans, err = newSpanFeed(rec, logger.Printf); err != nil {
+		if spans, err = spanfeed.New(rec, logger.Printf); err != nil {
 			closeListeners()
 			return nil, usageError{err}
 		}
-		opts.OnOp, opts.OnStage = spans.onOp, spans.onStage
+		opts.OnOp, opts.OnStage = spans.OnOp, spans.OnStage
 	}
 	opts.RingBufferSize = cfg.Size(config.RingbufSize)
 	opts.Stages = cfg.Bool(config.Stages)
@@ -123,7 +124,7 @@ func (s *session) close() {
 	}
 	<-s.done
 	if s.spans != nil {
-		s.spans.shutdown()
+		s.spans.Shutdown()
 	}
 }
 

@@ -5,6 +5,7 @@ package attach_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/asobserve/asobserve/inproc"
+	"github.com/asobserve/asobserve/internal/attach"
 	"github.com/asobserve/asobserve/internal/e2etest"
+	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/otlptest"
+	"github.com/asobserve/asobserve/internal/spanfeed"
 	"github.com/asobserve/asobserve/internal/testserver"
 	"github.com/asobserve/asobserve/internal/workload"
 )
@@ -66,5 +71,65 @@ func TestInProcessMatchesEBPF(t *testing.T) {
 	t.Logf("%d operations in %d series, identical in both modes", n, len(ebpf))
 	if n != count || len(ebpf) < 16 {
 		t.Fatalf("eBPF saw %d operations in %d series: want %d in every operation kind", n, len(ebpf), count)
+	}
+}
+
+// Spans from both modes carry the same names and attributes for the same workload.
+func TestInProcessSpansMatchEBPF(t *testing.T) {
+	e2etest.RequireRoot(t)
+	args := []string{"--errors", "--count", "600", "--concurrency", "1", "--keys", "60", "--seed", "7"}
+	bin := e2etest.BuildAsobserve(t)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+
+	fromProbes := otlptest.Start(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+fromProbes.Addr)
+	feed, err := spanfeed.New(metrics.New(metrics.Options{}), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	observeWith(t, bin, e2etest.StartServer(t, testserver.Config{Nodes: 1}), nil, attach.Options{OnOp: feed.OnOp}, nil, args...)
+	feed.Shutdown()
+
+	fromWrapper := otlptest.Start(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+fromWrapper.Addr)
+	if err := inproc.InitTracing(); err != nil {
+		t.Fatal(err)
+	}
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := workload.Run(ctx, workload.Config{Hosts: cluster.Hosts(), Count: 600, Concurrency: 1, Errors: true,
+		Keys: 60, Seed: 7, Wrap: func(c *as.Client) workload.Client { return inproc.Wrap(c) }}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inproc.ShutdownTracing(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	shape := func(spans []otlptest.Span) map[string]int {
+		out := map[string]int{}
+		for _, s := range spans {
+			k := strings.Join([]string{s.GetName(), s.GetKind().String(), s.Attr("db.system.name"), s.Attr("db.operation.name"),
+				s.Attr("db.namespace"), s.Attr("db.collection.name"), s.Attr("error.type"), s.Attr("db.response.status_code"),
+				s.GetStatus().GetCode().String()}, "|")
+			out[k]++
+		}
+		return out
+	}
+	probes, wrapper := shape(fromProbes.Spans()), shape(fromWrapper.Spans())
+	total := 0
+	for k, n := range probes {
+		total += n
+		if wrapper[k] != n {
+			t.Errorf("%s: %d spans from the probes, %d from the wrapper", k, n, wrapper[k])
+		}
+	}
+	for k, n := range wrapper {
+		if _, ok := probes[k]; !ok {
+			t.Errorf("%s: %d spans from the wrapper only", k, n)
+		}
+	}
+	if total != 600 {
+		t.Fatalf("%d spans from the probes, want 600", total)
 	}
 }

@@ -1,6 +1,8 @@
 //go:build linux
 
-package main
+// Package spanfeed turns probe events into tracer events: BPF monotonic timestamps become
+// wall time, and each target process gets its tracing resource once.
+package spanfeed
 
 import (
 	"context"
@@ -15,23 +17,23 @@ import (
 	"github.com/asobserve/asobserve/internal/tracing"
 )
 
-// spanFeed turns probe events into tracer events: BPF monotonic timestamps become wall
-// time, and each target process gets its tracing resource once.
-type spanFeed struct {
+// Feed connects an attach.Agent's event hooks to a tracing.Tracer.
+type Feed struct {
 	tracer *tracing.Tracer
 	clock  *clock.Converter
 	procs  sync.Map // *attach.Target -> *tracing.Process
 }
 
-func newSpanFeed(rec *metrics.Recorder, logf func(string, ...any)) (*spanFeed, error) {
+// New builds the tracer from the OTEL_* environment.
+func New(rec *metrics.Recorder, logf func(string, ...any)) (*Feed, error) {
 	t, err := tracing.New(tracing.Config{Enabled: true, Dropped: rec.SpansDropped, Logf: logf})
 	if err != nil {
 		return nil, err
 	}
-	return &spanFeed{tracer: t, clock: clock.New()}, nil
+	return &Feed{tracer: t, clock: clock.New()}, nil
 }
 
-func (f *spanFeed) process(t *attach.Target) *tracing.Process {
+func (f *Feed) process(t *attach.Target) *tracing.Process {
 	if p, ok := f.procs.Load(t); ok {
 		return p.(*tracing.Process)
 	}
@@ -55,24 +57,27 @@ func k8sAttributes(id *metrics.Identity) map[string]string {
 	return out
 }
 
-func (f *spanFeed) onOp(t *attach.Target, ev *decoder.OpEvent, op, errorType string) {
+// OnOp is an attach.Options.OnOp hook.
+func (f *Feed) OnOp(t *attach.Target, ev *decoder.OpEvent, op, errorType string) {
 	f.tracer.OnOp(tracing.OpEvent{ID: ev.OpID, Proc: f.process(t), Op: op, Namespace: ev.Namespace, Set: ev.Set,
 		ErrorType: errorType, ResultCode: int(ev.Cause), Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)})
 }
 
-func (f *spanFeed) onStage(t *attach.Target, ev *decoder.StageEvent, stage, op string) {
+// OnStage is an attach.Options.OnStage hook.
+func (f *Feed) OnStage(t *attach.Target, ev *decoder.StageEvent, stage, op string) {
 	f.tracer.OnStage(tracing.StageEvent{OpID: ev.OpID, Proc: f.process(t), Stage: stage, Op: op,
 		Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)})
 }
 
-// forget releases a target's tracing resources when it is detached.
-func (f *spanFeed) forget(t *attach.Target) {
+// Forget releases a target's tracing resources when it is detached.
+func (f *Feed) Forget(t *attach.Target) {
 	if p, ok := f.procs.LoadAndDelete(t); ok {
 		f.tracer.Forget(p.(*tracing.Process))
 	}
 }
 
-func (f *spanFeed) shutdown() {
+// Shutdown flushes pending spans within 5 s.
+func (f *Feed) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = f.tracer.Shutdown(ctx)
