@@ -79,6 +79,7 @@ func waitForEnd(s *session, pid int, duration time.Duration) error {
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	exe := procinfo.ExeID(pid)
 	for {
 		select {
 		case got := <-sig:
@@ -92,8 +93,11 @@ func waitForEnd(s *session, pid int, duration time.Duration) error {
 		case <-tick.C:
 			if pid > 0 && !procinfo.Alive(pid) {
 				s.logger.Printf("pid %d exited: detaching", pid)
-				time.Sleep(300 * time.Millisecond) // let the last records drain
-				return nil
+				return s.agent.Detach(pid)
+			}
+			if pid > 0 && procinfo.ExeID(pid) != exe {
+				s.logger.Printf("pid %d exec'd into another program (%s): detaching", pid, procinfo.ExeName(pid))
+				return s.agent.Detach(pid)
 			}
 		}
 	}
