@@ -60,6 +60,8 @@ matrix: deps
 	@mkdir -p bin
 	ASOBSERVE_MATRIX=full ASOBSERVE_MATRIX_OUT=$(CURDIR)/bin/matrix.json $(GO) test -count=1 -timeout 60m -v -run 'TestCompatMatrix' ./internal/attach/
 	$(GO) run ./tools/matrixtable bin/matrix.json
+	# The long safety run: 10M probed calls under goroutine stack growth (make test runs 1M).
+	ASOBSERVE_SAFETY_CALLS=10000000 $(GO) test -count=1 -timeout 30m -run 'TestStackGrowthMillionCalls' ./internal/attach/
 
 cross:
 	for p in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64; do \
