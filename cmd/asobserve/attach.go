@@ -21,7 +21,7 @@ import (
 
 func init() {
 	var pid int
-	var duration time.Duration
+	var duration, linger time.Duration
 	cmd := &cobra.Command{
 		Use:   "attach --pid PID",
 		Short: "Observe one running process and serve its metrics",
@@ -36,14 +36,15 @@ func init() {
 		if err != nil {
 			return usageError{err}
 		}
-		return runAttach(cfg, pid, duration)
+		return runAttach(cfg, pid, duration, linger)
 	}
 	cmd.Flags().IntVar(&pid, "pid", 0, "process id of the Go service to observe")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0: until SIGINT/SIGTERM or the target exits)")
+	cmd.Flags().DurationVar(&linger, "linger", 0, "after the target exits, keep serving its final metrics this long (for a last scrape)")
 	rootCmd.AddCommand(cmd)
 }
 
-func runAttach(cfg *config.Config, pid int, duration time.Duration) error {
+func runAttach(cfg *config.Config, pid int, duration, linger time.Duration) error {
 	if !procinfo.Alive(pid) {
 		return fmt.Errorf("no process with pid %d: check the pid (`pgrep -f <name>`)", pid)
 	}
@@ -65,11 +66,11 @@ func runAttach(cfg *config.Config, pid int, duration time.Duration) error {
 	}
 	logAttached(s.logger, t)
 	s.logger.Printf("%s; serving http://%s/metrics", stageStateLine(cfg.Bool(config.Stages)), s.public.Addr())
-	return waitForEnd(s, pid, duration)
+	return waitForEnd(s, pid, duration, linger)
 }
 
 // waitForEnd returns on SIGINT/SIGTERM, after duration, or when the target exits.
-func waitForEnd(s *session, pid int, duration time.Duration) error {
+func waitForEnd(s *session, pid int, duration, linger time.Duration) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -91,14 +92,26 @@ func waitForEnd(s *session, pid int, duration time.Duration) error {
 			s.done <- err
 			return err
 		case <-tick.C:
+			var gone string
 			if pid > 0 && !procinfo.Alive(pid) {
-				s.logger.Printf("pid %d exited: detaching", pid)
-				return s.agent.Detach(pid)
+				gone = fmt.Sprintf("pid %d exited: detaching", pid)
+			} else if pid > 0 && procinfo.ExeID(pid) != exe {
+				gone = fmt.Sprintf("pid %d exec'd into another program (%s): detaching", pid, procinfo.ExeName(pid))
 			}
-			if pid > 0 && procinfo.ExeID(pid) != exe {
-				s.logger.Printf("pid %d exec'd into another program (%s): detaching", pid, procinfo.ExeName(pid))
-				return s.agent.Detach(pid)
+			if gone == "" {
+				continue
 			}
+			s.logger.Print(gone)
+			if err := s.agent.Detach(pid); err != nil || linger <= 0 {
+				return err
+			}
+			s.logger.Printf("serving the final metrics for %s (--linger)", linger)
+			select {
+			case <-sig:
+			case <-timeout:
+			case <-time.After(linger):
+			}
+			return nil
 		}
 	}
 }

@@ -36,7 +36,7 @@ func freeAddr(t *testing.T) string {
 func startAgent(t *testing.T, bin string, pid int, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
 	addr := freeAddr(t)
-	args := append([]string{"attach", "--pid", fmt.Sprint(pid), "--listen", addr, "--admin-listen", ""}, extra...)
+	args := append([]string{"attach", "--pid", fmt.Sprint(pid), "--listen", addr, "--admin-listen", "", "--linger", "2m"}, extra...)
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
