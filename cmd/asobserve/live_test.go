@@ -91,10 +91,14 @@ func TestSnapshotMatchesHistogramLive(t *testing.T) {
 	bin := e2etest.BuildAsobserve(t)
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
 	wl := e2etest.StartWorkload(t, bin, cluster.Hosts(), "--errors", "--count", "800", "--concurrency", "2", "--keys", "100")
-	agent, addr := startAgent(t, bin, wl.PID, "--duration", "5m")
+	_, addr := startAgent(t, bin, wl.PID, "--duration", "5m")
+	var before snapshot.Snapshot
+	get(t, "http://"+addr+"/snapshot", &before)
+	if before.Agent.AttachedProcesses != 1 || len(before.Targets) != 1 || before.Targets[0].PID != wl.PID || before.Targets[0].RSSBytes == 0 {
+		t.Fatalf("snapshot while attached: agent %+v targets %+v", before.Agent, before.Targets)
+	}
 	wl.Go(t)
 	truth := wl.Wait(t, 2*time.Minute)
-	_ = agent
 	var snap snapshot.Snapshot
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -124,8 +128,8 @@ func TestSnapshotMatchesHistogramLive(t *testing.T) {
 	if checked < 16 {
 		t.Fatalf("only %d series checked", checked)
 	}
-	if snap.Agent.AttachedProcesses != 1 || len(snap.Targets) != 1 || snap.Targets[0].PID != wl.PID {
-		t.Fatalf("snapshot agent/targets: %+v %+v", snap.Agent, snap.Targets)
+	if snap.Agent.EventsReceived != uint64(truth.TotalOps) || snap.Agent.EventsLost != 0 {
+		t.Fatalf("snapshot self-metrics %+v, want %d events received and none lost", snap.Agent, truth.TotalOps)
 	}
 }
 
