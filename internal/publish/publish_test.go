@@ -329,8 +329,18 @@ func TestOutageKeepsNewestWithinBoundAndCountsDrops(t *testing.T) {
 	if got := seqs(t, srv.items("NODE_METRICS")); !slices.Equal(got, []int{6, 7, 8, 9, 10}) {
 		t.Fatalf("snapshots in Redis %v, want the newest five, 6..10", got)
 	}
-	if pushed, dropped := testutil.ToFloat64(p.pushed), testutil.ToFloat64(p.dropped); pushed != 7 || dropped != 3 {
-		t.Fatalf("pushed %v dropped %v, want 7 and 3", pushed, dropped)
+	// Every snapshot is accounted for exactly once: delivered (2 before the outage plus
+	// what the new server holds) or counted as dropped. Whether the in-flight snapshot 3 or
+	// a later one gave way depends on where the retry was when the queue overflowed.
+	waitFor(t, "every snapshot accounted", 5*time.Second, func() bool {
+		return testutil.ToFloat64(p.pushed)+testutil.ToFloat64(p.dropped) == 10
+	})
+	// A push whose reply is lost while Redis restarts counts as failed although Redis may
+	// have applied it, so "pushed" can be one short of what arrived: at-least-once is the
+	// contract, and the total must still balance.
+	pushed, dropped := testutil.ToFloat64(p.pushed), testutil.ToFloat64(p.dropped)
+	if pushed+dropped != 10 || dropped < 3 || pushed > 7 {
+		t.Fatalf("pushed %v dropped %v: want every one of 10 snapshots counted once, at least 3 dropped", pushed, dropped)
 	}
 	errs := int(testutil.ToFloat64(p.errs))
 	// 10 s down with 200, 400, 800, 800 … ms of backoff: about 14 attempts.
