@@ -93,8 +93,8 @@ type Recorder struct {
 	perService    map[string]int
 	labelOverflow prometheus.Counter
 	stagesGauge   prometheus.Gauge
-	sinks         []Sink
-	sinksMu       sync.RWMutex
+	sinks         atomic.Pointer[[]Sink]
+	sinksMu       sync.Mutex
 
 	EventsReceived    prometheus.Counter
 	EventsLost        prometheus.Counter
@@ -172,8 +172,20 @@ func New(o Options) *Recorder {
 // AddSink registers a receiver of every recorded observation.
 func (r *Recorder) AddSink(s Sink) {
 	r.sinksMu.Lock()
-	r.sinks = append(r.sinks, s)
-	r.sinksMu.Unlock()
+	defer r.sinksMu.Unlock()
+	var next []Sink
+	if cur := r.sinks.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, s)
+	r.sinks.Store(&next)
+}
+
+func (r *Recorder) currentSinks() []Sink {
+	if cur := r.sinks.Load(); cur != nil {
+		return *cur
+	}
+	return nil
 }
 
 // SetOperationsEnabled switches the operation histogram (the seed's set_metrics_enabled).
@@ -212,11 +224,9 @@ func (r *Recorder) ObserveOp(id *Identity, s OpSample) {
 		}
 	}
 	obs.(prometheus.Observer).Observe(s.Duration.Seconds())
-	r.sinksMu.RLock()
-	for _, sk := range r.sinks {
+	for _, sk := range r.currentSinks() {
 		sk.ObserveOp(id, s)
 	}
-	r.sinksMu.RUnlock()
 }
 
 // ObserveStage records one internal stage; it is ignored while stages are off.
@@ -231,11 +241,9 @@ func (r *Recorder) ObserveStage(id *Identity, s StageSample) {
 		obs, _ = r.stageChildren.LoadOrStore(k, r.stageHist.WithLabelValues(values...))
 	}
 	obs.(prometheus.Observer).Observe(s.Duration.Seconds())
-	r.sinksMu.RLock()
-	for _, sk := range r.sinks {
+	for _, sk := range r.currentSinks() {
 		sk.ObserveStage(id, s)
 	}
-	r.sinksMu.RUnlock()
 }
 
 func (r *Recorder) capCollection(id *Identity, namespace, set string) string {
