@@ -6,7 +6,6 @@
 package e2etest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -111,45 +110,7 @@ type Workload struct {
 func StartWorkload(t testing.TB, bin string, hosts []string, args ...string) *Workload {
 	t.Helper()
 	all := append([]string{"workload", "--wait-signal", "--hosts", strings.Join(hosts, ",")}, args...)
-	w := &Workload{Cmd: exec.Command(bin, all...), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	w.Cmd.Stdout = &w.stdout
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Cmd.Stderr = pw
-	if err := w.Cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	w.PID = w.Cmd.Process.Pid
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		signalled := false
-		for sc.Scan() {
-			line := sc.Text()
-			w.stderr.WriteString(line + "\n")
-			if !signalled && strings.HasPrefix(line, "workload: ready") {
-				signalled = true
-				close(ready)
-			}
-		}
-	}()
-	go func() { w.done <- w.Cmd.Wait() }()
-	t.Cleanup(func() {
-		if w.Cmd.ProcessState == nil {
-			_ = w.Cmd.Process.Kill()
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-w.done:
-		t.Fatalf("workload exited before ready: %v\n%s", err, w.stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("workload not ready after 60s\n%s", w.stderr.String())
-	}
-	return w
+	return startReady(t, exec.Command(bin, all...))
 }
 
 // Go sends the start signal.
