@@ -48,6 +48,7 @@ func TestInProcessMatchesEBPF(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(inproc.Collector())
+	waitInprocOps(t, reg, count)
 	wrapped := e2etest.OpSeries(t, reg, "")
 	inprocTruth := e2etest.TruthSeries(truth)
 	e2etest.CompareCounts(t, wrapped, inprocTruth)
@@ -95,6 +96,9 @@ func TestInProcessSpansMatchEBPF(t *testing.T) {
 	if err := inproc.InitTracing(); err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(inproc.Collector())
+	before, _ := sums(e2etest.OpSeries(t, reg, ""))
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -102,6 +106,9 @@ func TestInProcessSpansMatchEBPF(t *testing.T) {
 		Keys: 60, Seed: 7, Wrap: func(c *as.Client) workload.Client { return inproc.Wrap(c) }}); err != nil {
 		t.Fatal(err)
 	}
+	// The wrapper records a scan or query when its recordset ends, on its own goroutine:
+	// wait until every operation is recorded (and so its span handed over) before flushing.
+	waitInprocOps(t, reg, before+600)
 	if err := inproc.ShutdownTracing(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +138,21 @@ func TestInProcessSpansMatchEBPF(t *testing.T) {
 	}
 	if total != 600 {
 		t.Fatalf("%d spans from the probes, want 600", total)
+	}
+}
+
+// waitInprocOps waits until the in-process recorder holds n operations in total.
+func waitInprocOps(t *testing.T, reg prometheus.Gatherer, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		total, _ := sums(e2etest.OpSeries(t, reg, ""))
+		if total >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("in-process recorder holds %d operations, want %d", total, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
