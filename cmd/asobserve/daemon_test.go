@@ -48,7 +48,7 @@ func (l *lockedBuffer) String() string {
 // run their own client processes at the same time and must not be probed.
 func startDaemon(t *testing.T, bin string, include ...string) string {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := e2etest.FreeAddr(t)
 	cmd := exec.Command(bin, "daemon", "--listen", addr, "--admin-listen", "", "--interval", "5s",
 		"--include", strings.Join(include, ","))
 	log := &lockedBuffer{}

@@ -72,7 +72,7 @@ func TestAttachFollowsExec(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	proc := e2etest.StartCommand(t, exec.Command(target, cluster.Hosts()[0]))
-	agent := exec.Command(bin, "attach", "--pid", fmt.Sprint(proc.PID), "--listen", freeAddr(t), "--admin-listen", "")
+	agent := exec.Command(bin, "attach", "--pid", fmt.Sprint(proc.PID), "--listen", e2etest.FreeAddr(t), "--admin-listen", "")
 	out, err := agent.CombinedOutput()
 	if err != nil {
 		t.Fatalf("attach: %v\n%s", err, out)

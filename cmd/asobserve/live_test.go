@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -22,20 +21,10 @@ import (
 	"github.com/asobserve/asobserve/internal/workload"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startAgent runs `asobserve attach` as a child process and waits until it has attached.
 func startAgent(t *testing.T, bin string, pid int, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := e2etest.FreeAddr(t)
 	args := append([]string{"attach", "--pid", fmt.Sprint(pid), "--listen", addr, "--admin-listen", "", "--linger", "2m"}, extra...)
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()

@@ -104,7 +104,7 @@ func TestStagesCommand(t *testing.T) {
 	bin := e2etest.BuildAsobserve(t)
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
 	wl := e2etest.StartWorkload(t, bin, cluster.Hosts(), "--count", "10")
-	admin := freeAddr(t)
+	admin := e2etest.FreeAddr(t)
 	startAgent(t, bin, wl.PID, "--admin-listen", admin)
 	for _, state := range []string{"on", "off", "on"} {
 		out, code := runCLI(t, bin, "stages", state, "--admin", "http://"+admin)

@@ -455,65 +455,70 @@ func (p *probePoints) add(off uint64, row uint32) {
 	p.cookies = append(p.cookies, uint64(row))
 }
 
+// attachMulti attaches each program with one multi-uprobe link; attachSingle with one
+// uprobe per probe point. Both undo what they attached when a link fails.
 func (a *Agent) attachMulti(e *exeProbes, entry, ret probePoints) ([]link.Link, error) {
-	entryProg, retProg := a.objs.ProbeEntryMulti, a.objs.ProbeReturnMulti
+	progs := [2]*ebpf.Program{a.objs.ProbeEntryMulti, a.objs.ProbeReturnMulti}
 	if a.opts.Floor {
-		entryProg, retProg = a.objs.ProbeEmptyMulti, a.objs.ProbeEmptyMulti
+		progs = [2]*ebpf.Program{a.objs.ProbeEmptyMulti, a.objs.ProbeEmptyMulti}
 	}
-	var links []link.Link
-	for _, set := range []struct {
-		prog *ebpf.Program
-		pts  probePoints
-	}{{entryProg, entry}, {retProg, ret}} {
-		if len(set.pts.offsets) == 0 {
-			continue
+	return attachSets(progs, entry, ret, func(prog *ebpf.Program, pts probePoints) ([]link.Link, error) {
+		if len(pts.offsets) == 0 {
+			return nil, nil
 		}
-		l, err := e.exe.UprobeMulti(nil, set.prog, &link.UprobeMultiOptions{Addresses: set.pts.offsets, Cookies: set.pts.cookies})
+		l, err := e.exe.UprobeMulti(nil, prog, &link.UprobeMultiOptions{Addresses: pts.offsets, Cookies: pts.cookies})
 		if err != nil {
-			for _, l := range links {
-				l.Close()
-			}
 			if errors.Is(err, ebpf.ErrNotSupported) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("attaching %d uprobes to %s: %w", len(set.pts.offsets), e.info.Path, err)
+			return nil, fmt.Errorf("attaching %d uprobes to %s: %w", len(pts.offsets), e.info.Path, err)
 		}
-		links = append(links, l)
-	}
-	return links, nil
+		return []link.Link{l}, nil
+	})
 }
 
 func (a *Agent) attachSingle(e *exeProbes, entry, ret probePoints) ([]link.Link, error) {
-	entryProg, retProg := a.objs.ProbeEntry, a.objs.ProbeReturn
+	progs := [2]*ebpf.Program{a.objs.ProbeEntry, a.objs.ProbeReturn}
 	if a.opts.Floor {
-		entryProg, retProg = a.objs.ProbeEmpty, a.objs.ProbeEmpty
+		progs = [2]*ebpf.Program{a.objs.ProbeEmpty, a.objs.ProbeEmpty}
 	}
-	var links []link.Link
-	for _, set := range []struct {
-		prog *ebpf.Program
-		pts  probePoints
-	}{{entryProg, entry}, {retProg, ret}} {
-		for i, off := range set.pts.offsets {
-			l, err := e.exe.Uprobe("", set.prog, &link.UprobeOptions{Address: off, Cookie: set.pts.cookies[i]})
+	return attachSets(progs, entry, ret, func(prog *ebpf.Program, pts probePoints) ([]link.Link, error) {
+		var links []link.Link
+		for i, off := range pts.offsets {
+			l, err := e.exe.Uprobe("", prog, &link.UprobeOptions{Address: off, Cookie: pts.cookies[i]})
 			if err != nil {
-				for _, l := range links {
-					l.Close()
-				}
+				closeLinks(links)
 				return nil, fmt.Errorf("attaching uprobe to %s at file offset %#x: %w", e.info.Path, off, err)
 			}
 			links = append(links, l)
 		}
+		return links, nil
+	})
+}
+
+// attachSets attaches the entry points with progs[0] and the return points with progs[1].
+func attachSets(progs [2]*ebpf.Program, entry, ret probePoints, attach func(*ebpf.Program, probePoints) ([]link.Link, error)) ([]link.Link, error) {
+	var links []link.Link
+	for i, pts := range [2]probePoints{entry, ret} {
+		l, err := attach(progs[i], pts)
+		if err != nil {
+			closeLinks(links)
+			return nil, err
+		}
+		links = append(links, l...)
 	}
 	return links, nil
 }
 
+func closeLinks(links []link.Link) {
+	for _, l := range links {
+		l.Close()
+	}
+}
+
 func (a *Agent) detachExe(e *exeProbes) {
-	for _, l := range e.stageLinks {
-		l.Close()
-	}
-	for _, l := range e.opLinks {
-		l.Close()
-	}
+	closeLinks(e.stageLinks)
+	closeLinks(e.opLinks)
 	e.stageLinks, e.opLinks = nil, nil
 	for _, r := range e.rows {
 		a.rows[r.idx].Store(nil)
@@ -592,9 +597,7 @@ func (a *Agent) SetStages(on bool) error {
 				return err
 			}
 		} else {
-			for _, l := range e.stageLinks {
-				l.Close()
-			}
+			closeLinks(e.stageLinks)
 			e.stageLinks = nil
 		}
 	}

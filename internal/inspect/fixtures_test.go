@@ -37,7 +37,7 @@ var fixtureFuncs = []struct {
 
 func TestUpdateFixtures(t *testing.T) {
 	if os.Getenv("INSPECT_UPDATE_FIXTURES") != "1" {
-		t.Skip("generator: set INSPECT_UPDATE_FIXTURES=1 to rewrite testdata/")
+		t.Skip("fixture generator, not a test (CI never needs it): set INSPECT_UPDATE_FIXTURES=1 to rewrite testdata/")
 	}
 	for _, ff := range fixtureFuncs {
 		bin := build(t, ff.tg)

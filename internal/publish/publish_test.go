@@ -41,7 +41,7 @@ func needRedis(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s missing under CI: install the Debian package redis-server (make deps)", redisBin)
 		}
-		t.Skipf("%s not installed (apt-get install redis-server)", redisBin)
+		t.Skipf("%s not installed (apt-get install redis-server; with CI=true this fails)", redisBin)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -68,16 +67,6 @@ func requireTool(t *testing.T, name string) string {
 	return ""
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startProcess runs a child for the test's lifetime and returns a channel of its
 // stderr lines; the child is killed (and reaped) at cleanup.
 func startProcess(t *testing.T, name string, args ...string) (*exec.Cmd, *bytes.Buffer, chan string) {
@@ -127,7 +116,7 @@ var servingRE = regexp.MustCompile(`serving http://([0-9.:]+)/metrics`)
 func startAgent(t *testing.T, bin string, pid int) string {
 	t.Helper()
 	_, log, lines := startProcess(t, bin, "attach", "--pid", strconv.Itoa(pid), "--listen", "127.0.0.1:0",
-		"--admin-listen", freePort(t), "--stages")
+		"--admin-listen", e2etest.FreeAddr(t), "--stages")
 	deadline := time.After(30 * time.Second)
 	for {
 		select {
@@ -159,7 +148,7 @@ scrape_configs:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr := e2etest.FreeAddr(t)
 	_, log, _ := startProcess(t, prom, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	deadline := time.Now().Add(30 * time.Second)
