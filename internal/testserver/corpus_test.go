@@ -16,7 +16,7 @@ import (
 // kind and writes them as FuzzFrame seeds. Run with ASOBSERVE_GEN_CORPUS=1 to refresh.
 func TestGenerateFuzzCorpus(t *testing.T) {
 	if os.Getenv("ASOBSERVE_GEN_CORPUS") == "" {
-		t.Skip("set ASOBSERVE_GEN_CORPUS=1 to regenerate testdata/fuzz/FuzzFrame")
+		t.Skip("corpus generator, not a test (CI never needs it): set ASOBSERVE_GEN_CORPUS=1 to regenerate testdata/fuzz/FuzzFrame")
 	}
 	c, err := Start("127.0.0.1:0", Config{Logf: t.Logf})
 	if err != nil {

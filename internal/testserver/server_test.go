@@ -678,7 +678,7 @@ func TestParseFault(t *testing.T) {
 
 func TestLoad200Connections(t *testing.T) {
 	if testing.Short() {
-		t.Skip("10 s load test")
+		t.Skip("10 s load test skipped in -short mode (make test and CI do not use -short)")
 	}
 	c, _ := startCluster(t, Config{Logf: t.Logf})
 	cp := as.NewClientPolicy()

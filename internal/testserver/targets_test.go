@@ -15,7 +15,7 @@ import (
 // 2-node cluster: every operation must succeed exactly -count times.
 func TestClientVersionTargets(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds three client versions")
+		t.Skip("builds three client versions; skipped in -short mode (make test and CI do not use -short)")
 	}
 	c, _ := startCluster(t, Config{Nodes: 2})
 	const count = 5

@@ -69,7 +69,7 @@ func BenchmarkOnOpToSpan(b *testing.B) {
 // TestHelperReceiver is the child process of childReceiver, not a test.
 func TestHelperReceiver(t *testing.T) {
 	if os.Getenv("ASOBSERVE_TEST_RECEIVER") != "1" {
-		t.Skip("helper process for BenchmarkOnOpToSpan")
+		t.Skip("helper process for BenchmarkOnOpToSpan, not a test (CI runs it only as that helper)")
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -264,7 +264,7 @@ func TestDefaultEndpointIsPlaintextLocalhost4317(t *testing.T) {
 	cleanEnv(t, "")
 	lis, err := net.Listen("tcp", "localhost:4317")
 	if err != nil {
-		t.Skipf("the default OTLP port is taken on this host: %v", err)
+		t.Skipf("the default OTLP port is taken on this host (another collector; not a CI condition): %v", err)
 	}
 	r := serveReceiver(lis)
 	t.Cleanup(r.srv.Stop)

@@ -63,7 +63,7 @@ func requireTool(t *testing.T, name string) string {
 	if e2etest.InCI() {
 		t.Fatalf("%s is not installed and CI=true forbids skipping: `make deps` installs Debian's prometheus package", name)
 	}
-	t.Skipf("%s not installed (apt-get install prometheus)", name)
+	t.Skipf("%s not installed (apt-get install prometheus; with CI=true this fails)", name)
 	return ""
 }
 
