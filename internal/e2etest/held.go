@@ -34,7 +34,6 @@ func StartCommand(t testing.TB, cmd *exec.Cmd) *Workload {
 // observer that finds processes by itself can attach before the process runs any code.
 type Held struct {
 	w        *Workload
-	pr       *os.File
 	ready    chan struct{}
 	stderrMu sync.Mutex
 	release  chan struct{}
