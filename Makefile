@@ -5,12 +5,23 @@ PKGS      := ./...
 DEBS      := clang llvm libbpf-dev bpftool redis-server prometheus iproute2 util-linux libcap2-bin
 export GOFLAGS := -buildvcs=false
 
+# Manifest validation, offline: kubeconform and kustomize come from the Go module proxy;
+# the schemas are generated from Kubernetes' own OpenAPI documents and from the Prometheus
+# Operator's API types (tools/k8sschemas).
+TOOLS              := $(CURDIR)/bin/tools
+KUBECONFORM        := $(TOOLS)/kubeconform
+KUSTOMIZE          := $(TOOLS)/kustomize
+K8S_VERSION        := 1.30.0
+K8S_SCHEMAS        := $(CURDIR)/bin/k8s-schemas
+export KUBECONFORM KUSTOMIZE K8S_VERSION
+export KUBECONFORM_SCHEMAS := $(K8S_SCHEMAS)/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json
+
 .PHONY: offsets
 # Regenerates internal/inspect/offsets_table.go from real builds of every supported client.
 offsets:
 	$(GO) run ./tools/genoffsets
 
-.PHONY: all build generate check-generate deps test unit demo e2e bench matrix offsets vet lint cross clean
+.PHONY: all build generate check-generate deps test unit demo e2e bench matrix offsets vet lint cross clean kubeconform k8s-tools
 
 all: build
 
@@ -34,11 +45,40 @@ deps:
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
+$(KUBECONFORM):
+	GOBIN=$(TOOLS) $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.6.1
+
+# go vet, gofmt and staticcheck over the module and the schema tool.
+lint: vet $(TOOLS)/staticcheck
+	$(TOOLS)/staticcheck $(PKGS)
+	cd tools/k8sschemas && $(GO) vet ./... && $(TOOLS)/staticcheck ./...
+
+$(KUSTOMIZE):
+	GOBIN=$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
+
+$(K8S_SCHEMAS)/.done: $(wildcard tools/k8sschemas/*.go tools/k8sschemas/go.* tools/k8sschemas/crds/go.*)
+	rm -rf $(K8S_SCHEMAS) && mkdir -p $(K8S_SCHEMAS)/crds
+	cd tools/k8sschemas/crds && $(GO) tool controller-gen crd \
+		paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir=$(K8S_SCHEMAS)/crds
+	cd tools/k8sschemas && $(GO) run . -out $(K8S_SCHEMAS) -kubernetes-version $(K8S_VERSION) \
+		$(K8S_SCHEMAS)/crds/monitoring.coreos.com_servicemonitors.yaml
+	touch $@
+
+k8s-tools: $(KUBECONFORM) $(KUSTOMIZE) $(K8S_SCHEMAS)/.done
+
+# Every manifest under deploy/, and what kustomize renders from them, in strict mode.
+kubeconform: k8s-tools
+	deploy/daemonset/kubeconform.sh
+
 vet:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
-test: deps build vet cross
+test: deps k8s-tools build vet cross
+	cd tools/k8sschemas && $(GO) test -count=1 ./...
 	$(GO) test -count=1 -timeout 25m $(PKGS)
 
 # The demo needs root for eBPF; as another user it re-runs itself with sudo when it can.

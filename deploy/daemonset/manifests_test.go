@@ -1,7 +1,6 @@
-// Package daemonset holds the DaemonSet manifests. Its test validates them offline and
-// strictly against the Kubernetes API Go types (unknown or misplaced fields fail), and checks
-// the least-privilege settings. kubeconform needs JSON schemas from the network; see
-// kubeconform.sh for running it where they are available.
+// Package daemonset holds the DaemonSet manifests. Its tests validate them strictly, with
+// kubeconform against generated schemas and by decoding into the Kubernetes API Go types
+// (unknown or misplaced fields fail), and check the least-privilege settings.
 package daemonset
 
 import (
