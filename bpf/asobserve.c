@@ -204,7 +204,8 @@ struct op_state {
 struct owner {
 	__u64 op_id;
 	__u16 row;
-	__u16 pad[3];
+	__u8 alt; // the row's alternate op (Get with bin names is select)
+	__u8 pad[5];
 };
 
 struct worker_state {
@@ -257,6 +258,7 @@ struct event_stage {
 	__u64 op_id;
 	__u64 start;
 	__u64 end;
+	__u64 flags; // bit1 alternate op, as in event_op
 };
 
 struct {
@@ -561,6 +563,7 @@ static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own
 	ev->type = EVENT_STAGE;
 	ev->stage = stage;
 	ev->row = own->row;
+	ev->flags = own->alt ? 2 : 0;
 	ev->tgid = tgid;
 	ev->op_id = own->op_id;
 	ev->start = start;
@@ -576,6 +579,7 @@ static __always_inline int owner_of(struct gkey *k, struct owner *own)
 	if (st) {
 		own->op_id = st->op_id;
 		own->row = st->row;
+		own->alt = st->alt;
 		return 1;
 	}
 	struct worker_state *w = bpf_map_lookup_elem(&workers, k);
@@ -609,7 +613,7 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 		st.corr = go_word(ctx, r->loc_word);
 		if (st.corr) {
 			struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
-			struct owner own = {.op_id = st.op_id, .row = st.row};
+			struct owner own = {.op_id = st.op_id, .row = st.row, .alt = st.alt};
 			bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 		}
 	}

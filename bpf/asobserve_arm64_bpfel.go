@@ -58,7 +58,8 @@ type AsobserveOwner struct {
 	_    structs.HostLayout
 	OpId uint64
 	Row  uint16
-	Pad  [3]uint16
+	Alt  uint8
+	Pad  [5]uint8
 }
 
 type AsobservePkey struct {

@@ -78,6 +78,14 @@ type rowInfo struct {
 	row probes.Row
 }
 
+// opName is the operation's db_operation_name; alternate selects the row's AltOp.
+func (ri *rowInfo) opName(alternate bool) string {
+	if alternate && ri.row.AltOp != "" {
+		return ri.row.AltOp
+	}
+	return ri.row.Op
+}
+
 type exeKey struct{ dev, ino uint64 }
 
 type exeProbes struct {
@@ -690,10 +698,7 @@ func (a *Agent) handleOp(ev *decoder.OpEvent) {
 		return
 	}
 	t := v.(*Target)
-	opName := ri.row.Op
-	if ev.Alternate && ri.row.AltOp != "" {
-		opName = ri.row.AltOp
-	}
+	opName := ri.opName(ev.Alternate)
 	errType := outcome.ErrorType(opName, ev.Failed, int(ev.Cause))
 	a.rec.ObserveOp(t.Identity, metrics.OpSample{Op: opName, Namespace: ev.Namespace, Set: ev.Set,
 		ErrorType: errType, Duration: time.Duration(ev.End - ev.Start)})
@@ -710,10 +715,10 @@ func (a *Agent) handleStage(ev *decoder.StageEvent) {
 		return
 	}
 	t := v.(*Target)
-	stage := semconv.Stages[ev.Stage]
-	a.rec.ObserveStage(t.Identity, metrics.StageSample{Stage: stage, Op: ri.row.Op, Duration: time.Duration(ev.End - ev.Start)})
+	stage, opName := semconv.Stages[ev.Stage], ri.opName(ev.Alternate)
+	a.rec.ObserveStage(t.Identity, metrics.StageSample{Stage: stage, Op: opName, Duration: time.Duration(ev.End - ev.Start)})
 	if a.opts.OnStage != nil {
-		a.opts.OnStage(t, ev, stage, ri.row.Op)
+		a.opts.OnStage(t, ev, stage, opName)
 	}
 }
 

@@ -19,7 +19,7 @@ const (
 // Layout of struct event_op and struct event_stage in bpf/asobserve.c (little endian).
 const (
 	OpRecordSize    = 144
-	StageRecordSize = 32
+	StageRecordSize = 40
 	nsMax           = 32
 	setMax          = 64
 	nsOff           = 48
@@ -55,12 +55,13 @@ type OpEvent struct {
 
 // StageEvent is one internal stage of an operation.
 type StageEvent struct {
-	PID   uint32
-	Row   uint16 // row of the owning operation
-	Stage uint8
-	OpID  uint64
-	Start uint64
-	End   uint64
+	PID       uint32
+	Row       uint16 // row of the owning operation
+	Alternate bool   // the owning operation is its row's alternate op, as in OpEvent
+	Stage     uint8
+	OpID      uint64
+	Start     uint64
+	End       uint64
 }
 
 var (
@@ -137,6 +138,11 @@ func (d *Decoder) DecodeStage(b []byte, ev *StageEvent) error {
 	ev.OpID = le.Uint64(b[8:])
 	ev.Start = le.Uint64(b[16:])
 	ev.End = le.Uint64(b[24:])
+	flags := le.Uint64(b[32:])
+	if flags&^2 != 0 {
+		return fmt.Errorf("stage %w: flags=%d", ErrField, flags)
+	}
+	ev.Alternate = flags != 0
 	if ev.End < ev.Start {
 		return fmt.Errorf("stage %w", ErrDuration)
 	}

@@ -96,6 +96,15 @@ func TestDecodeStage(t *testing.T) {
 	if ev != want {
 		t.Fatalf("got %+v want %+v", ev, want)
 	}
+	le.PutUint64(b[32:], 2)
+	if err := New().DecodeStage(b, &ev); err != nil || !ev.Alternate {
+		t.Fatalf("alternate flag: %+v, %v", ev, err)
+	}
+	le.PutUint64(b[32:], 1)
+	if err := New().DecodeStage(b, &ev); !errors.Is(err, ErrField) {
+		t.Fatalf("unknown stage flag: got %v", err)
+	}
+	le.PutUint64(b[32:], 0)
 	b[1] = NumStages
 	if err := New().DecodeStage(b, &ev); !errors.Is(err, ErrField) {
 		t.Fatalf("unknown stage: got %v", err)
