@@ -6,21 +6,18 @@ package probes
 //   - Batches never call single-record operations (there is no executeSingle): see
 //     NestedCallers.
 //   - ClientIfc keeps every public method linked, as in v7.
-//   - No stage rows: the stage probes are verified on v7 only, and a v6 binary gets no
-//     stage series rather than unverified ones.
+//   - The stage functions (batch node lists, the semaphore, per-node Execute, getConnection,
+//     Connection.Read/Write, the commands' parseResult) have v7's names and signatures.
 func v6() []Row {
-	return opRows(v7(), map[string]string{"(*Client).operate": "(*Client).Operate"}, false)
+	return renamed(v7(), map[string]string{"(*Client).operate": "(*Client).Operate"}, false)
 }
 
-// opRows copies the operation rows of base (stage rows dropped), renaming symbols per
-// rename. With allOptional every row may be absent: without an interface that keeps
-// them, the linker drops the client methods a program does not call.
-func opRows(base []Row, rename map[string]string, allOptional bool) []Row {
-	var out []Row
+// renamed copies base, renaming symbols per rename. With allOptional every row may be
+// absent: without an interface that keeps them, the linker drops the client methods a
+// program does not call.
+func renamed(base []Row, rename map[string]string, allOptional bool) []Row {
+	out := make([]Row, 0, len(base))
 	for _, r := range base {
-		if r.IsStage() {
-			continue
-		}
 		if to, ok := rename[r.Symbol]; ok {
 			r.Symbol = to
 		}

@@ -1,5 +1,7 @@
 package probes
 
+import "github.com/asobserve/asobserve/internal/semconv"
+
 // v8 is aerospike-client-go v8 (checked against v8.8.0, Go 1.23-1.26, amd64). Every probed
 // function has v7's signature, so the register words are v7's. The differences:
 //   - Operate is one function (no operate); a one-key batch share calls the public
@@ -8,9 +10,12 @@ package probes
 //     call: all rows are optional. Scan and query keep their worker (scanPartitions,
 //     queryPartitions) whenever their start function is linked, because it is the body of
 //     the goroutine the start function spawns.
-//   - No stage rows: the command types differ (operateCommandRead/Write, baseReadCommand
-//     ...) and the stage probes are verified on v7 only; a v8 binary gets no stage series
-//     rather than unverified ones.
+//   - Stages: v7's functions, plus the commands v8 split off with a parseResult of their
+//     own (an Operate that writes, Execute, and the transaction-aware payload write).
 func v8() []Row {
-	return opRows(v7(), map[string]string{"(*Client).operate": "(*Client).Operate"}, true)
+	rows := renamed(v7(), map[string]string{"(*Client).operate": "(*Client).Operate"}, true)
+	for _, cmd := range []string{"operateCommandWrite", "executeCommand", "writePayloadCommand"} {
+		rows = append(rows, stage("(*"+cmd+").parseResult", semconv.StageParse, ParseEnd, false, true))
+	}
+	return rows
 }

@@ -52,17 +52,28 @@ func TestOperateRowPerMajor(t *testing.T) {
 	}
 }
 
-func TestV6RowsAreRequiredOperations(t *testing.T) {
+func stageSymbols(rows []Row) []string {
+	var out []string
+	for _, r := range rows {
+		if r.IsStage() {
+			out = append(out, r.Symbol)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestV6RowsAreV7Rows(t *testing.T) {
 	rows := bySymbol(t, ForMajor(6))
-	if len(rows) != 29 {
-		t.Errorf("v6 has %d rows, want the 29 operation rows of v7", len(rows))
+	if len(rows) != len(v7()) {
+		t.Errorf("v6 has %d rows, want v7's %d", len(rows), len(v7()))
+	}
+	if got, want := stageSymbols(ForMajor(6)), stageSymbols(v7()); !slices.Equal(got, want) {
+		t.Errorf("v6 stage rows %v, want v7's %v", got, want)
 	}
 	for sym, r := range rows {
-		if r.IsStage() {
-			t.Errorf("v6 row %s is a stage row: stages are verified on v7 only", sym)
-		}
-		// ClientIfc keeps every public method linked: a missing one is an error.
-		optional := sym == "(*Client).scanNodePartitions" || sym == "(*Client).queryNodePartitions" || sym == "(*Recordset).sendError"
+		// ClientIfc keeps every public method linked: a missing operation is an error.
+		optional := r.IsStage() || sym == "(*Client).scanNodePartitions" || sym == "(*Client).queryNodePartitions" || sym == "(*Recordset).sendError"
 		if r.Optional != optional {
 			t.Errorf("v6 row %s optional=%v, want %v", sym, r.Optional, optional)
 		}
@@ -71,12 +82,18 @@ func TestV6RowsAreRequiredOperations(t *testing.T) {
 
 func TestV8RowsAreAllOptional(t *testing.T) {
 	rows := bySymbol(t, ForMajor(8))
-	if len(rows) != 29 {
-		t.Errorf("v8 has %d rows, want 29", len(rows))
+	extra := []string{"(*executeCommand).parseResult", "(*operateCommandWrite).parseResult", "(*writePayloadCommand).parseResult"}
+	if len(rows) != len(v7())+len(extra) {
+		t.Errorf("v8 has %d rows, want v7's %d and %d parse rows", len(rows), len(v7()), len(extra))
+	}
+	for _, sym := range extra {
+		if r := rows[sym]; r.Kind != ParseEnd || r.Stage != semconv.StageParse || r.Entry || !r.Return {
+			t.Errorf("v8 row %s = %+v, want a parse-end row on return", sym, r)
+		}
 	}
 	for sym, r := range rows {
-		if !r.Optional || r.IsStage() {
-			t.Errorf("v8 row %s optional=%v stage=%v: v8 drops unused methods, stages are v7 only", sym, r.Optional, r.IsStage())
+		if !r.Optional {
+			t.Errorf("v8 row %s is required: v8 drops the methods a program does not call", sym)
 		}
 	}
 }

@@ -1,0 +1,176 @@
+//go:build linux
+
+package attach_test
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asobserve/asobserve/internal/attach"
+	"github.com/asobserve/asobserve/internal/e2etest"
+	"github.com/asobserve/asobserve/internal/inspect"
+	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/probes"
+	"github.com/asobserve/asobserve/internal/semconv"
+	"github.com/asobserve/asobserve/internal/testserver"
+)
+
+// singleRecordOps are the matrix target's operations that run one command on one node:
+// each makes exactly one attempt (no faults, no retries), so every per-attempt stage is
+// counted exactly once per operation.
+var singleRecordOps = []string{semconv.OpPut, semconv.OpGet, semconv.OpSelect, semconv.OpExists, semconv.OpRemove,
+	semconv.OpTouch, semconv.OpAppend, semconv.OpPrepend, semconv.OpIncrement, semconv.OpOperate}
+
+var perAttemptStages = []string{semconv.StageConnAcquire, semconv.StageIO, semconv.StageParse, semconv.StageAttempt}
+
+// The stage breakdown is the same for every client major: the matrix target of each runs
+// all 15 seed operations against 3 nodes with 2 ms of server latency, profiled with stages on.
+func TestStagesPerClientMajor(t *testing.T) {
+	e2etest.RequireRoot(t)
+	t.Cleanup(e2etest.RemoveTargets)
+	for _, client := range []string{"v6", "v7", "v8"} {
+		t.Run(client, func(t *testing.T) { checkStagesForClient(t, client) })
+	}
+}
+
+func checkStagesForClient(t *testing.T, client string) {
+	bin, err := e2etest.BuildTarget(t, e2etest.TargetBuild{Client: client, Toolchain: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := missingStageFunctions(t, bin)
+	t.Logf("stage functions this program does not link: %v", missing)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 3})
+	w := e2etest.StartTarget(t, bin, cluster.Hosts(), "-count", "10")
+
+	rec := metrics.New(metrics.Options{})
+	p := &pairs{ops: map[uint64]*opTiming{}}
+	agent, err := attach.New(rec, attach.Options{Stages: true, OnOp: p.onOp, OnStage: p.onStage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- agent.Run() }()
+	t.Cleanup(func() {
+		agent.Close()
+		<-done
+	})
+	tgt, err := agent.Attach(w.PID, &metrics.Identity{Service: "target"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := stageRowCount(client) - len(missing); tgt.Binary.StageFunctions != want {
+		t.Errorf("%d stage functions probed, want %d (%d rows, absent from this program: %v)",
+			tgt.Binary.StageFunctions, want, stageRowCount(client), missing)
+	}
+	cluster.SetFaults([]testserver.Fault{{Namespace: "test", Latency: 2 * time.Millisecond}})
+	w.Go(t)
+	truth := w.Wait(t, 2*time.Minute)
+	cluster.SetFaults(nil)
+	Drain(t, agent)
+	want := e2etest.TruthSeries(truth)
+	e2etest.CompareCounts(t, e2etest.OpSeries(t, rec.Registry, "target"), want)
+
+	opCount := map[string]uint64{}
+	for k, s := range want {
+		opCount[k.Op] += s.Count
+	}
+	stages := e2etest.StageSeries(t, rec.Registry)
+	t.Logf("%s stage profile:\n%s", client, describeStages(stages))
+
+	for _, op := range singleRecordOps {
+		for _, stage := range perAttemptStages {
+			if got := stages[e2etest.StageKey{Stage: stage, Op: op}].Count; got != opCount[op] {
+				t.Errorf("%s %s: %d samples, want one per operation: %d", op, stage, got, opCount[op])
+			}
+		}
+	}
+	batches := opCount[semconv.OpBatchRead] + opCount[semconv.OpBatchOperate] + opCount[semconv.OpBatchRemove]
+	var keyParse uint64
+	for k, s := range stages {
+		if k.Stage == semconv.StageKeyParse {
+			keyParse += s.Count
+		}
+	}
+	if keyParse != batches {
+		t.Errorf("key_parse counted %d times, want once per batch call: %d", keyParse, batches)
+	}
+	for _, op := range []string{semconv.OpBatchRead, semconv.OpBatchOperate, semconv.OpBatchRemove} {
+		for _, stage := range perAttemptStages {
+			if stages[e2etest.StageKey{Stage: stage, Op: op}].Count < opCount[op] {
+				t.Errorf("%s %s: %d samples for %d operations", op, stage, stages[e2etest.StageKey{Stage: stage, Op: op}].Count, opCount[op])
+			}
+		}
+	}
+	checkStagesInsideOps(t, p)
+}
+
+func stageRowCount(client string) int {
+	major := map[string]int{"v6": 6, "v7": 7, "v8": 8}[client]
+	n := 0
+	for _, r := range probes.ForMajor(major) {
+		if r.IsStage() {
+			n++
+		}
+	}
+	return n
+}
+
+// missingStageFunctions lists the stage rows whose function the linker left out of bin.
+func missingStageFunctions(t *testing.T, bin string) []string {
+	t.Helper()
+	b, err := inspect.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	major := map[string]int{"v6": 6, "v7": 7, "v8": 8}[b.ClientVersion[:2]]
+	var missing []string
+	for _, r := range probes.ForMajor(major) {
+		sym := r.Symbol
+		if !r.External {
+			sym = b.ClientSymbol(sym)
+		}
+		if r.IsStage() && !b.HasFunc(sym) {
+			missing = append(missing, r.Symbol)
+		}
+	}
+	slices.Sort(missing)
+	return missing
+}
+
+// checkStagesInsideOps: every stage but the batch's scheduling ones lies inside its operation.
+func checkStagesInsideOps(t *testing.T, p *pairs) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var orphans int
+	for id, o := range p.ops {
+		if o.op == "" {
+			orphans++
+			continue
+		}
+		for _, sp := range o.spans {
+			if sp[0] < o.start || sp[1] > o.end {
+				t.Errorf("op %d (%s): stage [%d,%d] outside the operation [%d,%d]", id, o.op, sp[0], sp[1], o.start, o.end)
+				break
+			}
+		}
+	}
+	if orphans != 0 {
+		t.Errorf("%d stage owners never had an operation event", orphans)
+	}
+}
+
+func describeStages(stages map[e2etest.StageKey]e2etest.Series) string {
+	var lines []string
+	for k, s := range stages {
+		lines = append(lines, fmt.Sprintf("  %-14s %-14s %5d  avg %.3fms", k.Op, k.Stage, s.Count, 1e3*s.Sum/float64(max(s.Count, 1))))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
