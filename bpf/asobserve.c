@@ -106,6 +106,7 @@ static __always_inline __u64 return_address(struct regs *R)
 #define NS_MAX 32
 #define SET_MAX 64
 #define MAX_ROWS 1024
+#define NODE_MANY 1
 #define NO_WORD 0xff
 #define STALE_NS (60ULL * 1000000000ULL)
 
@@ -135,6 +136,7 @@ enum locator {
 enum row_flags {
 	FLAG_CORR = 1,        // register the slice data pointer so worker goroutines find the op
 	FLAG_SPAWN_AT_RET = 2, // the stage's return marks a worker spawn (schedule_delay start)
+	FLAG_NODE = 4,         // note the connection's node for the op (server.address)
 };
 
 enum event_type {
@@ -168,6 +170,8 @@ struct row {
 	__s32 off_err_wrapped;
 	__s32 off_err_code;
 	__s32 off_corr;  // slice field of a batch command that shares the caller's backing array
+	__s32 off_node;  // Connection.node, read when flags has FLAG_NODE
+	__s32 pad;
 };
 
 struct gkey {
@@ -199,6 +203,7 @@ struct op_state {
 	__u8 failed;
 	__u8 alt;
 	__u32 pad;
+	__u64 node; // *Node of the last attempt; NODE_MANY when a batch spans nodes
 };
 
 struct owner {
@@ -248,6 +253,7 @@ struct event_op {
 	__u64 end;
 	char ns[NS_MAX];
 	char set[SET_MAX];
+	__u64 node; // as op_state.node; user space reads its host and port
 };
 
 struct event_stage {
@@ -539,6 +545,7 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	ev->op_id = st->op_id;
 	ev->start = st->start;
 	ev->end = end;
+	ev->node = st->node;
 
 	__u64 n = st->ns_len;
 	if (n > NS_MAX - 1)
@@ -772,6 +779,25 @@ static __always_inline void attempt_entry(struct regs *ctx, struct row *r, struc
 	stage_entry(ctx, r, k, now);
 }
 
+// note_node records which server an operation's command is written to. Only an op's own
+// goroutine counts: per-node batch workers each talk to another node. A single-record op
+// keeps its last attempt's node; a batch that reaches two nodes has no one server.
+static __always_inline void note_node(struct regs *ctx, struct row *r, struct gkey *k)
+{
+	struct op_state *st = bpf_map_lookup_elem(&inflight, k);
+	if (!st || st->rs)
+		return;
+	__u64 conn = go_word(ctx, 0);
+	if (!conn)
+		return;
+	__u64 node = read_u64(conn + r->off_node);
+	if (!node)
+		return;
+	if (st->corr && st->node && st->node != node)
+		node = NODE_MANY;
+	st->node = node;
+}
+
 static __always_inline int handle_entry(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -806,6 +832,8 @@ static __always_inline int handle_entry(struct pt_regs *ctx)
 		attempt_entry(&R, r, &k, now);
 		return 0;
 	case KIND_IO_WRITE: {
+		if (r->flags & FLAG_NODE)
+			note_node(&R, r, &k);
 		struct io_state *ios = bpf_map_lookup_elem(&io, &k);
 		if (ios && !ios->io_start)
 			ios->io_start = now;

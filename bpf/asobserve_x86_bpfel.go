@@ -52,6 +52,7 @@ type AsobserveOpState struct {
 	Failed  uint8
 	Alt     uint8
 	Pad     uint32
+	Node    uint64
 }
 
 type AsobserveOwner struct {
@@ -85,6 +86,8 @@ type AsobserveRow struct {
 	OffErrWrapped int32
 	OffErrCode    int32
 	OffCorr       int32
+	OffNode       int32
+	Pad           int32
 }
 
 type AsobserveStageKey struct {

@@ -66,6 +66,7 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 			return nil, usageError{err}
 		}
 		opts.OnOp, opts.OnStage = spans.OnOp, spans.OnStage
+		opts.NodeAddress = true // server.address and server.port on spans
 	}
 	opts.RingBufferSize = cfg.Size(config.RingbufSize)
 	opts.Stages = cfg.Bool(config.Stages)

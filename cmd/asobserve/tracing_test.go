@@ -5,6 +5,7 @@ package main_test
 import (
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -48,7 +49,25 @@ func TestTracingSpansMatchGroundTruth(t *testing.T) {
 	type key struct{ name, op, ns, set, errType string }
 	got := map[key]int{}
 	var spanSeconds float64
+	wantHost, wantPort, _ := net.SplitHostPort(cluster.Hosts()[0])
+	var addressed, singleOK int
 	for _, s := range spans {
+		// server.address: the node a single-record op was sent to; a batch, scan or query
+		// has none (it may span nodes).
+		op, host, port := s.Attr("db.operation.name"), s.Attr("server.address"), s.Attr("server.port")
+		multi := strings.HasPrefix(op, "BATCH_") || op == "SCAN" || op == "QUERY"
+		if multi && host != "" || host != "" && (host != wantHost || port != wantPort) {
+			t.Fatalf("span %q: server.address %q server.port %q, want %s for single-record ops only", s.GetName(), host, port, cluster.Hosts()[0])
+		}
+		if host != "" {
+			addressed++
+		}
+		if !multi && s.Attr("error.type") == "" {
+			singleOK++
+			if host == "" {
+				t.Fatalf("successful single-record span %q has no server.address", s.GetName())
+			}
+		}
 		if s.GetKind() != 3 { // SPAN_KIND_CLIENT
 			t.Fatalf("span %q kind %v, want CLIENT", s.GetName(), s.GetKind())
 		}
@@ -62,6 +81,10 @@ func TestTracingSpansMatchGroundTruth(t *testing.T) {
 		got[key{s.GetName(), s.Attr("db.operation.name"), s.Attr("db.namespace"), s.Attr("db.collection.name"), errType}]++
 		spanSeconds += float64(s.GetEndTimeUnixNano()-s.GetStartTimeUnixNano()) / 1e9
 	}
+	if singleOK == 0 {
+		t.Fatal("no successful single-record spans: server.address went unchecked")
+	}
+	t.Logf("%d of %d spans carry server.address %s", addressed, len(spans), cluster.Hosts()[0])
 	for _, c := range truth.Counts {
 		k := key{strings.ToUpper(c.Op) + " " + c.Namespace + "." + c.Set, strings.ToUpper(c.Op), c.Namespace, c.Set, c.ErrorType}
 		if got[k] != int(c.Count) {

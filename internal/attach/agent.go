@@ -48,8 +48,11 @@ const DefaultRingBufferSize = 8 << 20
 type Options struct {
 	RingBufferSize int
 	Stages         bool // attach stage probes from the start
-	Floor          bool // benchmark floor: empty programs on the same probe points
-	Logf           func(format string, args ...any)
+	// NodeAddress attaches, with the operation probes, the one probe that tells which
+	// node each single-record operation was sent to (Target.Server, server.address).
+	NodeAddress bool
+	Floor       bool // benchmark floor: empty programs on the same probe points
+	Logf        func(format string, args ...any)
 	// OnOp and OnStage, when set, receive every decoded event after it was recorded
 	// (tracing). They must not block.
 	OnOp    func(t *Target, ev *decoder.OpEvent, op, errorType string)
@@ -64,6 +67,7 @@ type Target struct {
 	Identity *metrics.Identity
 	Binary   BinaryInfo
 	exe      *exeProbes
+	nodes    nodeCache
 }
 
 // BinaryInfo describes what was attached, for logs and the snapshot.
@@ -98,6 +102,9 @@ type exeProbes struct {
 	pids       map[int]bool
 	info       BinaryInfo
 	slot       uint32
+	hostOffs   hostOffsets
+	// hasHostOffs: the node's host can be read (server.address).
+	hasHostOffs bool
 }
 
 type resolvedRow struct {
@@ -359,6 +366,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	if err != nil {
 		return fail(err)
 	}
+	e.hostOffs, e.hasHostOffs = nodeOffsets(bin)
 	for _, row := range table {
 		sym := row.Symbol
 		if !row.External {
@@ -429,7 +437,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 	var entry, ret probePoints
 	for _, r := range e.rows {
-		if r.row.IsStage() != stages {
+		if a.withOps(r.row) == stages {
 			continue
 		}
 		if r.row.Entry {
@@ -454,6 +462,12 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 		e.opLinks = append(e.opLinks, links...)
 	}
 	return nil
+}
+
+// withOps reports whether a row is attached for as long as the executable is, rather than
+// only while stage profiling is on.
+func (a *Agent) withOps(r probes.Row) bool {
+	return !r.IsStage() || a.opts.NodeAddress && r.Flags&probes.FlagNode != 0
 }
 
 type probePoints struct{ offsets, cookies []uint64 }

@@ -43,6 +43,13 @@ func rowConfig(r probes.Row, bin *inspect.Binary, offs offsets) (bpf.AsobserveRo
 	default:
 		cfg.OffNs, cfg.OffSet = offs[probes.KeyNamespace], offs[probes.KeySet]
 	}
+	if r.Flags&probes.FlagNode != 0 {
+		if off, err := bin.FieldOffset(probes.ConnNode.Struct, probes.ConnNode.Name); err == nil {
+			cfg.OffNode = int32(off)
+		} else {
+			cfg.Flags &^= probes.FlagNode // no server.address for this build, nothing else lost
+		}
+	}
 	if r.Kind == probes.Link {
 		off, err := bin.FieldOffset(r.Corr.Struct, r.Corr.Name)
 		if err != nil {
@@ -51,4 +58,20 @@ func rowConfig(r probes.Row, bin *inspect.Binary, offs offsets) (bpf.AsobserveRo
 		cfg.OffCorr = int32(off)
 	}
 	return cfg, nil
+}
+
+// nodeOffsets locates a node's host name and port for server.address; ok is false when
+// the binary does not tell.
+func nodeOffsets(bin *inspect.Binary) (o hostOffsets, ok bool) {
+	for _, f := range []struct {
+		field probes.Field
+		dst   *int64
+	}{{probes.NodeHost, &o.nodeHost}, {probes.HostName, &o.hostName}, {probes.HostPort, &o.hostPort}} {
+		off, err := bin.FieldOffset(f.field.Struct, f.field.Name)
+		if err != nil {
+			return o, false
+		}
+		*f.dst = off
+	}
+	return o, true
 }

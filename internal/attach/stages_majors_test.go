@@ -4,13 +4,17 @@ package attach_test
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/asobserve/asobserve/internal/attach"
+	"github.com/asobserve/asobserve/internal/decoder"
 	"github.com/asobserve/asobserve/internal/e2etest"
 	"github.com/asobserve/asobserve/internal/inspect"
 	"github.com/asobserve/asobserve/internal/metrics"
@@ -27,8 +31,9 @@ var singleRecordOps = []string{semconv.OpPut, semconv.OpGet, semconv.OpSelect, s
 
 var perAttemptStages = []string{semconv.StageConnAcquire, semconv.StageIO, semconv.StageParse, semconv.StageAttempt}
 
-// The stage breakdown is the same for every client major: the matrix target of each runs
-// all 15 seed operations against 3 nodes with 2 ms of server latency, profiled with stages on.
+// The stage breakdown and the node each op was sent to are the same for every client
+// major: the matrix target of each runs all 15 seed operations against 3 nodes with 2 ms of
+// server latency, profiled with stages on.
 func TestStagesPerClientMajor(t *testing.T) {
 	e2etest.RequireRoot(t)
 	t.Cleanup(e2etest.RemoveTargets)
@@ -49,7 +54,22 @@ func checkStagesForClient(t *testing.T, client string) {
 
 	rec := metrics.New(metrics.Options{})
 	p := &pairs{ops: map[uint64]*opTiming{}}
-	agent, err := attach.New(rec, attach.Options{Stages: true, OnOp: p.onOp, OnStage: p.onStage})
+	var serversMu sync.Mutex
+	servers := map[string]map[string]int{} // op -> "host:port" ("" unresolved) -> ops
+	onOp := func(tg *attach.Target, ev *decoder.OpEvent, op, errorType string) {
+		p.onOp(tg, ev, op, errorType)
+		addr := ""
+		if s, ok := tg.Server(ev.Node); ok {
+			addr = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+		}
+		serversMu.Lock()
+		if servers[op] == nil {
+			servers[op] = map[string]int{}
+		}
+		servers[op][addr]++
+		serversMu.Unlock()
+	}
+	agent, err := attach.New(rec, attach.Options{Stages: true, NodeAddress: true, OnOp: onOp, OnStage: p.onStage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +127,30 @@ func checkStagesForClient(t *testing.T, client string) {
 		}
 	}
 	checkStagesInsideOps(t, p)
+
+	// Every single-record op names one of the cluster's nodes; the keys spread over all
+	// three. Batches, scans and queries name none.
+	nodes := map[string]bool{}
+	for _, h := range cluster.Hosts() {
+		nodes[h] = true
+	}
+	seen := map[string]bool{}
+	serversMu.Lock()
+	defer serversMu.Unlock()
+	for op, byAddr := range servers {
+		for addr, n := range byAddr {
+			single := slices.Contains(singleRecordOps, op)
+			if single && !nodes[addr] || !single && addr != "" {
+				t.Errorf("%s: %d ops sent to %q; cluster nodes %v", op, n, addr, cluster.Hosts())
+			}
+			if single {
+				seen[addr] = true
+			}
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("ops reached servers %v, want all 3 nodes", seen)
+	}
 }
 
 func stageRowCount(client string) int {

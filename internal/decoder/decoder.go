@@ -18,7 +18,7 @@ const (
 
 // Layout of struct event_op and struct event_stage in bpf/asobserve.c (little endian).
 const (
-	OpRecordSize    = 144
+	OpRecordSize    = 152
 	StageRecordSize = 40
 	nsMax           = 32
 	setMax          = 64
@@ -51,6 +51,7 @@ type OpEvent struct {
 	End       uint64
 	Namespace string
 	Set       string
+	Node      uint64 // target address of the *Node the op was sent to; 0 unknown, 1 several
 }
 
 // StageEvent is one internal stage of an operation.
@@ -117,6 +118,7 @@ func (d *Decoder) DecodeOp(b []byte, ev *OpEvent) error {
 	}
 	ev.Namespace = d.name(b[nsOff : nsOff+nsLen])
 	ev.Set = d.name(b[setOff : setOff+setLen])
+	ev.Node = le.Uint64(b[setOff+setMax:])
 	return nil
 }
 

@@ -22,6 +22,7 @@ func opRecord(ns, set string, flags uint8, code, cause int32, start, end uint64)
 	le.PutUint64(b[40:], end)
 	copy(b[nsOff:], ns)
 	copy(b[setOff:], set)
+	le.PutUint64(b[OpRecordSize-8:], 0xc000123000)
 	return b
 }
 
@@ -33,7 +34,7 @@ func TestDecodeOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := OpEvent{PID: 4242, Row: 17, Alternate: true, Failed: true, Code: -16, Cause: 9, OpID: 99,
-		Start: 1000, End: 5000, Namespace: "test", Set: "users"}
+		Start: 1000, End: 5000, Namespace: "test", Set: "users", Node: 0xc000123000}
 	if ev != want {
 		t.Fatalf("got %+v\nwant %+v", ev, want)
 	}

@@ -32,6 +32,7 @@ var RequiredFields = []FieldRef{
 	{"batchCommandOperate", "records"},
 	{"batchCommandUDF", "keys"},
 	{"baseCommand", "node"},
+	{"Connection", "node"},
 	{"Node", "host"},
 	{"Host", "Name"},
 	{"Host", "Port"},

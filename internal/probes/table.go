@@ -40,6 +40,7 @@ const (
 const (
 	FlagCorr       = 1 // the op registers its keys/records backing array for worker goroutines
 	FlagSpawnAtRet = 2 // the stage's return is when a worker goroutine is spawned
+	FlagNode       = 4 // the row's receiver is a *Connection whose node serves the op
 )
 
 // NoWord marks an absent register word.
@@ -108,6 +109,10 @@ func stage(sym, stage string, kind Kind, entry, ret bool) Row {
 
 // KeyFields and friends are the struct fields every row set needs.
 var (
+	ConnNode       = Field{"Connection", "node"}
+	NodeHost       = Field{"Node", "host"}
+	HostName       = Field{"Host", "Name"}
+	HostPort       = Field{"Host", "Port"}
 	KeyNamespace   = Field{"Key", "namespace"}
 	KeySet         = Field{"Key", "setName"}
 	StmtNamespace  = Field{"Statement", "Namespace"}
@@ -174,6 +179,10 @@ func stagesV7() []Row {
 		r.Corr = Field{sym[2 : len(sym)-len(").Execute")], field}
 		return r
 	}
+	// Connection.Write also tells which node an op was sent to (server.address): with
+	// NodeAddress rows like it are attached with the operation probes.
+	connWrite := stage("(*Connection).Write", semconv.StageIO, IOWrite, true, false)
+	connWrite.Flags, connWrite.PtrWord = FlagNode, 0
 	rows := []Row{
 		stage("newBatchNodeList", semconv.StageKeyParse, Stage, true, true),
 		stage("newBatchIndexNodeList", semconv.StageKeyParse, Stage, true, true),
@@ -186,7 +195,7 @@ func stagesV7() []Row {
 		link("(*batchCommandOperate).Execute", "records"),
 		stage("(*singleCommand).getConnection", semconv.StageConnAcquire, Attempt, true, true),
 		stage("(*baseMultiCommand).getConnection", semconv.StageConnAcquire, Attempt, true, true),
-		stage("(*Connection).Write", semconv.StageIO, IOWrite, true, false),
+		connWrite,
 		stage("(*Connection).Read", semconv.StageIO, IORead, false, true),
 	}
 	for _, cmd := range []string{"readCommand", "readHeaderCommand", "existsCommand", "writeCommand",

@@ -59,8 +59,12 @@ func k8sAttributes(id *metrics.Identity) map[string]string {
 
 // OnOp is an attach.Options.OnOp hook.
 func (f *Feed) OnOp(t *attach.Target, ev *decoder.OpEvent, op, errorType string) {
-	f.tracer.OnOp(tracing.OpEvent{ID: ev.OpID, Proc: f.process(t), Op: op, Namespace: ev.Namespace, Set: ev.Set,
-		ErrorType: errorType, ResultCode: int(ev.Cause), Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)})
+	e := tracing.OpEvent{ID: ev.OpID, Proc: f.process(t), Op: op, Namespace: ev.Namespace, Set: ev.Set,
+		ErrorType: errorType, ResultCode: int(ev.Cause), Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)}
+	if server, ok := t.Server(ev.Node); ok {
+		e.ServerAddress, e.ServerPort = server.Host, server.Port
+	}
+	f.tracer.OnOp(e)
 }
 
 // OnStage is an attach.Options.OnStage hook.
