@@ -107,6 +107,7 @@ static __always_inline __u64 return_address(struct regs *R)
 #define SET_MAX 64
 #define MAX_ROWS 1024
 #define NODE_MANY 1
+#define SPAN_DEPTH 8
 #define NO_WORD 0xff
 #define STALE_NS (60ULL * 1000000000ULL)
 
@@ -121,6 +122,8 @@ enum row_kind {
 	KIND_IO_READ = 9,      // Connection.Read return: the first one after a write ends io
 	KIND_PARSE_END = 10,   // parseResult return: parse and attempt end
 	KIND_ATTEMPT = 11,     // getConnection: an attempt starts; timed as conn_acquire too
+	KIND_SPAN_START = 12,  // the app's OTel SDK made a recording span (return): it is active
+	KIND_SPAN_END = 13,    // the app's span ends (entry): the span it was started under is active again
 };
 
 enum locator {
@@ -171,7 +174,7 @@ struct row {
 	__s32 off_err_code;
 	__s32 off_corr;  // slice field of a batch command that shares the caller's backing array
 	__s32 off_node;  // Connection.node, read when flags has FLAG_NODE
-	__s32 pad;
+	__s32 off_span_ctx; // recordingSpan.spanContext, for span start rows
 };
 
 struct gkey {
@@ -184,6 +187,22 @@ struct pkey {
 	__u32 tgid;
 	__u32 pad;
 	__u64 ptr;
+};
+
+// A trace.SpanContext's ids and flags, as laid out at its start.
+struct span_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 flags;
+	__u8 pad[7];
+};
+
+// The app's live spans on one goroutine, innermost last.
+struct app_spans {
+	__u64 span[SPAN_DEPTH];
+	struct span_ctx sc[SPAN_DEPTH];
+	__u32 depth;
+	__u32 pad;
 };
 
 struct op_state {
@@ -204,6 +223,7 @@ struct op_state {
 	__u8 alt;
 	__u32 pad;
 	__u64 node; // *Node of the last attempt; NODE_MANY when a batch spans nodes
+	struct span_ctx parent; // the app's active span when the op started
 };
 
 struct owner {
@@ -254,6 +274,7 @@ struct event_op {
 	char ns[NS_MAX];
 	char set[SET_MAX];
 	__u64 node; // as op_state.node; user space reads its host and port
+	struct span_ctx parent;
 };
 
 struct event_stage {
@@ -266,6 +287,10 @@ struct event_stage {
 	__u64 end;
 	__u64 flags; // bit1 alternate op, as in event_op
 };
+
+// Keep the record types in BTF, where a test compares them with the decoder's layout.
+const struct event_op *unused_event_op __attribute__((unused));
+const struct event_stage *unused_event_stage __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -367,6 +392,29 @@ struct {
 	__type(key, struct gkey);
 	__type(value, struct io_state);
 } io SEC(".maps");
+
+// The app's own OTel spans live on each goroutine, and which goroutine each span started on.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gkey);
+	__type(value, struct app_spans);
+} app_spans SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pkey);
+	__type(value, __u64);
+} span_goroutine SEC(".maps");
+
+// Never written: the zero value app_spans entries start from (too big for the stack).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct app_spans);
+} no_spans SEC(".maps");
 
 // spawn time of the last worker goroutine started for an op, keyed by op id.
 struct {
@@ -546,6 +594,7 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	ev->start = st->start;
 	ev->end = end;
 	ev->node = st->node;
+	ev->parent = st->parent;
 
 	__u64 n = st->ns_len;
 	if (n > NS_MAX - 1)
@@ -615,6 +664,9 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 	st.row = (__u16)ctx->cookie;
 	if (r->alt_word != NO_WORD && go_word(ctx, r->alt_word) > 0)
 		st.alt = 1;
+	struct app_spans *live = bpf_map_lookup_elem(&app_spans, k);
+	if (live && live->depth > 0 && live->depth <= SPAN_DEPTH)
+		st.parent = live->sc[(live->depth - 1) & (SPAN_DEPTH - 1)];
 	locate(ctx, r, &st);
 	if (r->flags & FLAG_CORR) {
 		st.corr = go_word(ctx, r->loc_word);
@@ -651,6 +703,7 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 				early->start = st.start;
 				early->op_id = st.op_id;
 				early->row = st.row;
+				early->parent = st.parent;
 			} else {
 				bpf_map_update_elem(&async_ops, &pk, &st, BPF_ANY);
 			}
@@ -798,6 +851,65 @@ static __always_inline void note_node(struct regs *ctx, struct row *r, struct gk
 	st->node = node;
 }
 
+// span_start: newRecordingSpan returned the app's new span; it is the innermost live span
+// of this goroutine until it ends. A full stack drops its oldest entry.
+static __always_inline void span_start(struct regs *ctx, struct row *r, struct gkey *k)
+{
+	__u64 span = go_word(ctx, 0);
+	if (!span)
+		return;
+	struct span_ctx sc = {};
+	if (bpf_probe_read_user(&sc, offsetof(struct span_ctx, pad), (void *)(span + r->off_span_ctx)))
+		return;
+	struct app_spans *live = bpf_map_lookup_elem(&app_spans, k);
+	if (!live) {
+		__u32 zero = 0;
+		struct app_spans *fresh = bpf_map_lookup_elem(&no_spans, &zero);
+		if (!fresh)
+			return;
+		bpf_map_update_elem(&app_spans, k, fresh, BPF_NOEXIST);
+		live = bpf_map_lookup_elem(&app_spans, k);
+		if (!live)
+			return;
+	}
+	__u32 d = live->depth;
+	if (d >= SPAN_DEPTH) {
+		for (int i = 0; i < SPAN_DEPTH - 1; i++) {
+			live->span[i] = live->span[i + 1];
+			live->sc[i] = live->sc[i + 1];
+		}
+		d = SPAN_DEPTH - 1;
+	}
+	live->span[d & (SPAN_DEPTH - 1)] = span;
+	live->sc[d & (SPAN_DEPTH - 1)] = sc;
+	live->depth = d + 1;
+	struct pkey pk = {.tgid = k->tgid, .ptr = span};
+	bpf_map_update_elem(&span_goroutine, &pk, &k->g, BPF_ANY);
+}
+
+// span_end: the span leaves the goroutine it started on (End may run on any goroutine),
+// and so does every span started above it there that never ended.
+static __always_inline void span_end(struct regs *ctx, struct gkey *k)
+{
+	struct pkey pk = {.tgid = k->tgid, .ptr = go_word(ctx, 0)};
+	__u64 *g = bpf_map_lookup_elem(&span_goroutine, &pk);
+	if (!g)
+		return;
+	struct gkey owner = {.tgid = k->tgid, .g = *g};
+	bpf_map_delete_elem(&span_goroutine, &pk);
+	struct app_spans *live = bpf_map_lookup_elem(&app_spans, &owner);
+	if (!live)
+		return;
+	for (int i = SPAN_DEPTH - 1; i >= 0; i--) {
+		if (i < live->depth && live->span[i] == pk.ptr) {
+			live->depth = i;
+			break;
+		}
+	}
+	if (live->depth == 0)
+		bpf_map_delete_elem(&app_spans, &owner);
+}
+
 static __always_inline int handle_entry(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -830,6 +942,9 @@ static __always_inline int handle_entry(struct pt_regs *ctx)
 		return 0;
 	case KIND_ATTEMPT:
 		attempt_entry(&R, r, &k, now);
+		return 0;
+	case KIND_SPAN_END:
+		span_end(&R, &k);
 		return 0;
 	case KIND_IO_WRITE: {
 		if (r->flags & FLAG_NODE)
@@ -869,6 +984,9 @@ static __always_inline int handle_return(struct pt_regs *ctx)
 		return 0;
 	case KIND_LINK:
 		link_return(&R, &k);
+		return 0;
+	case KIND_SPAN_START:
+		span_start(&R, r, &k);
 		return 0;
 	case KIND_IO_READ: {
 		struct io_state *ios = bpf_map_lookup_elem(&io, &k);

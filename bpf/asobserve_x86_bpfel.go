@@ -13,6 +13,20 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type AsobserveAppSpans struct {
+	_    structs.HostLayout
+	Span [8]uint64
+	Sc   [8]struct {
+		_       structs.HostLayout
+		TraceId [16]uint8
+		SpanId  [8]uint8
+		Flags   uint8
+		Pad     [7]uint8
+	}
+	Depth uint32
+	Pad   uint32
+}
+
 type AsobserveGkey struct {
 	_    structs.HostLayout
 	Tgid uint32
@@ -53,6 +67,13 @@ type AsobserveOpState struct {
 	Alt     uint8
 	Pad     uint32
 	Node    uint64
+	Parent  struct {
+		_       structs.HostLayout
+		TraceId [16]uint8
+		SpanId  [8]uint8
+		Flags   uint8
+		Pad     [7]uint8
+	}
 }
 
 type AsobserveOwner struct {
@@ -87,7 +108,7 @@ type AsobserveRow struct {
 	OffErrCode    int32
 	OffCorr       int32
 	OffNode       int32
-	Pad           int32
+	OffSpanCtx    int32
 }
 
 type AsobserveStageKey struct {
@@ -120,6 +141,7 @@ type AsobserveWorkerState struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	AsobserveMapAppSpans          = "app_spans"
 	AsobserveMapAsyncOps          = "async_ops"
 	AsobserveMapCorr              = "corr"
 	AsobserveMapCounters          = "counters"
@@ -127,9 +149,11 @@ const (
 	AsobserveMapInflight          = "inflight"
 	AsobserveMapIo                = "io"
 	AsobserveMapNested            = "nested"
+	AsobserveMapNoSpans           = "no_spans"
 	AsobserveMapPids              = "pids"
 	AsobserveMapRows              = "rows"
 	AsobserveMapSeq               = "seq"
+	AsobserveMapSpanGoroutine     = "span_goroutine"
 	AsobserveMapSpawns            = "spawns"
 	AsobserveMapStages            = "stages"
 	AsobserveMapWorkers           = "workers"
@@ -139,6 +163,8 @@ const (
 	AsobserveProgProbeEntryMulti  = "probe_entry_multi"
 	AsobserveProgProbeReturn      = "probe_return"
 	AsobserveProgProbeReturnMulti = "probe_return_multi"
+	AsobserveVarUnusedEventOp     = "unused_event_op"
+	AsobserveVarUnusedEventStage  = "unused_event_stage"
 	AsobserveVarWakeupBytes       = "wakeup_bytes"
 )
 
@@ -196,26 +222,31 @@ type AsobserveProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveMapSpecs struct {
-	AsyncOps *ebpf.MapSpec `ebpf:"async_ops"`
-	Corr     *ebpf.MapSpec `ebpf:"corr"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Inflight *ebpf.MapSpec `ebpf:"inflight"`
-	Io       *ebpf.MapSpec `ebpf:"io"`
-	Nested   *ebpf.MapSpec `ebpf:"nested"`
-	Pids     *ebpf.MapSpec `ebpf:"pids"`
-	Rows     *ebpf.MapSpec `ebpf:"rows"`
-	Seq      *ebpf.MapSpec `ebpf:"seq"`
-	Spawns   *ebpf.MapSpec `ebpf:"spawns"`
-	Stages   *ebpf.MapSpec `ebpf:"stages"`
-	Workers  *ebpf.MapSpec `ebpf:"workers"`
+	AppSpans      *ebpf.MapSpec `ebpf:"app_spans"`
+	AsyncOps      *ebpf.MapSpec `ebpf:"async_ops"`
+	Corr          *ebpf.MapSpec `ebpf:"corr"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
+	Io            *ebpf.MapSpec `ebpf:"io"`
+	Nested        *ebpf.MapSpec `ebpf:"nested"`
+	NoSpans       *ebpf.MapSpec `ebpf:"no_spans"`
+	Pids          *ebpf.MapSpec `ebpf:"pids"`
+	Rows          *ebpf.MapSpec `ebpf:"rows"`
+	Seq           *ebpf.MapSpec `ebpf:"seq"`
+	SpanGoroutine *ebpf.MapSpec `ebpf:"span_goroutine"`
+	Spawns        *ebpf.MapSpec `ebpf:"spawns"`
+	Stages        *ebpf.MapSpec `ebpf:"stages"`
+	Workers       *ebpf.MapSpec `ebpf:"workers"`
 }
 
 // AsobserveVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveVariableSpecs struct {
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	UnusedEventOp    *ebpf.VariableSpec `ebpf:"unused_event_op"`
+	UnusedEventStage *ebpf.VariableSpec `ebpf:"unused_event_stage"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // AsobserveObjects contains all objects after they have been loaded into the kernel.
@@ -238,23 +269,27 @@ func (o *AsobserveObjects) Close() error {
 //
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobserveMaps struct {
-	AsyncOps *ebpf.Map `ebpf:"async_ops"`
-	Corr     *ebpf.Map `ebpf:"corr"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	Events   *ebpf.Map `ebpf:"events"`
-	Inflight *ebpf.Map `ebpf:"inflight"`
-	Io       *ebpf.Map `ebpf:"io"`
-	Nested   *ebpf.Map `ebpf:"nested"`
-	Pids     *ebpf.Map `ebpf:"pids"`
-	Rows     *ebpf.Map `ebpf:"rows"`
-	Seq      *ebpf.Map `ebpf:"seq"`
-	Spawns   *ebpf.Map `ebpf:"spawns"`
-	Stages   *ebpf.Map `ebpf:"stages"`
-	Workers  *ebpf.Map `ebpf:"workers"`
+	AppSpans      *ebpf.Map `ebpf:"app_spans"`
+	AsyncOps      *ebpf.Map `ebpf:"async_ops"`
+	Corr          *ebpf.Map `ebpf:"corr"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	Events        *ebpf.Map `ebpf:"events"`
+	Inflight      *ebpf.Map `ebpf:"inflight"`
+	Io            *ebpf.Map `ebpf:"io"`
+	Nested        *ebpf.Map `ebpf:"nested"`
+	NoSpans       *ebpf.Map `ebpf:"no_spans"`
+	Pids          *ebpf.Map `ebpf:"pids"`
+	Rows          *ebpf.Map `ebpf:"rows"`
+	Seq           *ebpf.Map `ebpf:"seq"`
+	SpanGoroutine *ebpf.Map `ebpf:"span_goroutine"`
+	Spawns        *ebpf.Map `ebpf:"spawns"`
+	Stages        *ebpf.Map `ebpf:"stages"`
+	Workers       *ebpf.Map `ebpf:"workers"`
 }
 
 func (m *AsobserveMaps) Close() error {
 	return _AsobserveClose(
+		m.AppSpans,
 		m.AsyncOps,
 		m.Corr,
 		m.Counters,
@@ -262,9 +297,11 @@ func (m *AsobserveMaps) Close() error {
 		m.Inflight,
 		m.Io,
 		m.Nested,
+		m.NoSpans,
 		m.Pids,
 		m.Rows,
 		m.Seq,
+		m.SpanGoroutine,
 		m.Spawns,
 		m.Stages,
 		m.Workers,
@@ -275,7 +312,9 @@ func (m *AsobserveMaps) Close() error {
 //
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobserveVariables struct {
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	UnusedEventOp    *ebpf.Variable `ebpf:"unused_event_op"`
+	UnusedEventStage *ebpf.Variable `ebpf:"unused_event_stage"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // AsobservePrograms contains all programs after they have been loaded into the kernel.

@@ -66,7 +66,7 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 			return nil, usageError{err}
 		}
 		opts.OnOp, opts.OnStage = spans.OnOp, spans.OnStage
-		opts.NodeAddress = true // server.address and server.port on spans
+		opts.Tracing = true // server.address, server.port and parents from the target's own spans
 	}
 	opts.RingBufferSize = cfg.Size(config.RingbufSize)
 	opts.Stages = cfg.Bool(config.Stages)
@@ -134,6 +134,9 @@ func logAttached(l *log.Logger, t *attach.Target) {
 	l.Printf("attached to pid %d (%s, service %q): %s %s, %s, %d functions, %d return probes, %d stage functions available, in %s",
 		t.PID, b.Path, t.Identity.Service, b.ClientModule, b.ClientVersion, b.GoVersion, b.Functions, b.ReturnProbes, b.StageFunctions,
 		b.AttachTime.Round(1e5))
+	if b.AppSpans {
+		l.Printf("pid %d traces itself with the OpenTelemetry Go SDK: its live spans become the parents of operation spans (with --tracing)", t.PID)
+	}
 }
 
 func stageStateLine(on bool) string {

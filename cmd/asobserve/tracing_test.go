@@ -3,7 +3,10 @@
 package main_test
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"os"
@@ -99,5 +102,69 @@ func TestTracingSpansMatchGroundTruth(t *testing.T) {
 	}
 	if math.Abs(spanSeconds-histSeconds) > 0.10*histSeconds {
 		t.Fatalf("span durations total %.4fs, histogram %.4fs: not within 10%%", spanSeconds, histSeconds)
+	}
+}
+
+// A target that traces itself with the OTel Go SDK: an operation that runs on the
+// goroutine of one of its live spans is that span's child, in its trace. The target prints
+// the parent each operation should have (testdata/targets/otel): inside a span, nested
+// spans, after the inner one ended, no span, a batch, another goroutine (not followed), an
+// unsampled span, and a span ended on another goroutine.
+func TestTracingParentsFromTargetSpans(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	target, err := e2etest.BuildTarget(t, e2etest.TargetBuild{Client: "otel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e2etest.RemoveTargets)
+	recv := otlptest.Start(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	w := e2etest.StartTarget(t, target, cluster.Hosts(), "-rounds", "4")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+recv.Addr)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+	agent, _ := startAgent(t, bin, w.PID, "--tracing", "--duration", "5m")
+	w.Go(t)
+	var expect []struct {
+		Set, Op      string
+		TraceID      string `json:"trace_id"`
+		ParentSpanID string `json:"parent_span_id"`
+	}
+	out := w.WaitOutput(t, time.Minute)
+	if err := json.Unmarshal(out, &expect); err != nil {
+		t.Fatalf("target output: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(recv.Spans()) < len(expect) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = agent.Process.Signal(syscall.SIGTERM)
+	_ = agent.Wait()
+
+	type parent struct{ set, traceID, spanID string }
+	want, got := map[parent]int{}, map[parent]int{}
+	withParent := 0
+	for _, e := range expect {
+		want[parent{e.Set, e.TraceID, e.ParentSpanID}]++
+		if e.ParentSpanID != "" {
+			withParent++
+		}
+	}
+	spans := recv.Spans()
+	if len(spans) != len(expect) {
+		t.Fatalf("%d spans, the target did %d operations", len(spans), len(expect))
+	}
+	for _, s := range spans {
+		p := parent{set: s.Attr("db.collection.name")}
+		if len(s.GetParentSpanId()) > 0 {
+			p.traceID, p.spanID = hex.EncodeToString(s.GetTraceId()), hex.EncodeToString(s.GetParentSpanId())
+		}
+		got[p]++
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("span parents by set:\n got %v\nwant %v", got, want)
+	}
+	if withParent != 4*4 {
+		t.Fatalf("%d operations with a parent in the ground truth, want 16: the target changed", withParent)
 	}
 }

@@ -48,11 +48,12 @@ const DefaultRingBufferSize = 8 << 20
 type Options struct {
 	RingBufferSize int
 	Stages         bool // attach stage probes from the start
-	// NodeAddress attaches, with the operation probes, the one probe that tells which
-	// node each single-record operation was sent to (Target.Server, server.address).
-	NodeAddress bool
-	Floor       bool // benchmark floor: empty programs on the same probe points
-	Logf        func(format string, args ...any)
+	// Tracing attaches, with the operation probes, the probes only spans need: the one
+	// that tells which node each single-record operation was sent to (Target.Server,
+	// server.address), and those that follow the target's own OTel SDK spans (parents).
+	Tracing bool
+	Floor   bool // benchmark floor: empty programs on the same probe points
+	Logf    func(format string, args ...any)
 	// OnOp and OnStage, when set, receive every decoded event after it was recorded
 	// (tracing). They must not block.
 	OnOp    func(t *Target, ev *decoder.OpEvent, op, errorType string)
@@ -75,7 +76,9 @@ type BinaryInfo struct {
 	Path, GoVersion, ClientModule, ClientVersion string
 	Stripped, PIE                                bool
 	Functions, ReturnProbes, StageFunctions      int
-	AttachTime                                   time.Duration
+	// AppSpans: the target uses the OTel Go SDK and its spans can be followed (parents).
+	AppSpans   bool
+	AttachTime time.Duration
 }
 
 type rowInfo struct {
@@ -367,12 +370,19 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		return fail(err)
 	}
 	e.hostOffs, e.hasHostOffs = nodeOffsets(bin)
+	spanCtx, appSpans := appSpanOffset(bin)
+	if appSpans {
+		offs[probes.SpanContext] = spanCtx
+	}
 	for _, row := range table {
 		sym := row.Symbol
 		if !row.External {
 			sym = bin.ClientSymbol(row.Symbol)
 		}
 		if row.Optional && !bin.HasFunc(sym) {
+			continue
+		}
+		if (row.Kind == probes.SpanStart || row.Kind == probes.SpanEnd) && !appSpans {
 			continue
 		}
 		fn, err := bin.Func(sym)
@@ -397,7 +407,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	}
 	ops := 0
 	for _, r := range e.rows {
-		if !r.row.IsStage() {
+		if !r.row.IsStage() && !r.row.ForTracing() {
 			ops++
 		}
 	}
@@ -414,8 +424,13 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		}
 	}
 	for _, r := range e.rows {
-		if r.row.IsStage() {
-			e.info.StageFunctions++
+		if r.row.Kind == probes.SpanStart {
+			e.info.AppSpans = true
+		}
+		if r.row.IsStage() || r.row.ForTracing() {
+			if r.row.IsStage() {
+				e.info.StageFunctions++
+			}
 			continue
 		}
 		e.info.Functions++
@@ -437,7 +452,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 	var entry, ret probePoints
 	for _, r := range e.rows {
-		if a.withOps(r.row) == stages {
+		if stages && (a.withOps(r.row) || !r.row.IsStage()) || !stages && !a.withOps(r.row) {
 			continue
 		}
 		if r.row.Entry {
@@ -467,7 +482,10 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 // withOps reports whether a row is attached for as long as the executable is, rather than
 // only while stage profiling is on.
 func (a *Agent) withOps(r probes.Row) bool {
-	return !r.IsStage() || a.opts.NodeAddress && r.Flags&probes.FlagNode != 0
+	if r.ForTracing() && a.opts.Tracing {
+		return true
+	}
+	return !r.IsStage() && !r.ForTracing()
 }
 
 type probePoints struct{ offsets, cookies []uint64 }

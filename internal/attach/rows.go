@@ -50,6 +50,9 @@ func rowConfig(r probes.Row, bin *inspect.Binary, offs offsets) (bpf.AsobserveRo
 			cfg.Flags &^= probes.FlagNode // no server.address for this build, nothing else lost
 		}
 	}
+	if r.Kind == probes.SpanStart {
+		cfg.OffSpanCtx = offs[probes.SpanContext]
+	}
 	if r.Kind == probes.Link {
 		off, err := bin.FieldOffset(r.Corr.Struct, r.Corr.Name)
 		if err != nil {
@@ -74,4 +77,21 @@ func nodeOffsets(bin *inspect.Binary) (o hostOffsets, ok bool) {
 		*f.dst = off
 	}
 	return o, true
+}
+
+// appSpanOffset locates recordingSpan.spanContext and checks that a SpanContext starts with
+// traceID, spanID and traceFlags where the BPF program reads them. Only DWARF tells, so
+// stripped binaries get no parents.
+func appSpanOffset(bin *inspect.Binary) (int32, bool) {
+	off, err := bin.QualifiedFieldOffset(probes.SpanContext.Struct, probes.SpanContext.Name)
+	if err != nil {
+		return 0, false
+	}
+	for field, want := range map[string]int64{"traceID": 0, "spanID": 16, "traceFlags": 24} {
+		got, err := bin.QualifiedFieldOffset("go.opentelemetry.io/otel/trace.SpanContext", field)
+		if err != nil || got != want {
+			return 0, false
+		}
+	}
+	return int32(off), true
 }

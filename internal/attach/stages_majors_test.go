@@ -69,7 +69,7 @@ func checkStagesForClient(t *testing.T, client string) {
 		servers[op][addr]++
 		serversMu.Unlock()
 	}
-	agent, err := attach.New(rec, attach.Options{Stages: true, NodeAddress: true, OnOp: onOp, OnStage: p.onStage})
+	agent, err := attach.New(rec, attach.Options{Stages: true, Tracing: true, OnOp: onOp, OnStage: p.onStage})
 	if err != nil {
 		t.Fatal(err)
 	}

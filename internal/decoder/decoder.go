@@ -18,12 +18,13 @@ const (
 
 // Layout of struct event_op and struct event_stage in bpf/asobserve.c (little endian).
 const (
-	OpRecordSize    = 152
+	OpRecordSize    = 184
 	StageRecordSize = 40
 	nsMax           = 32
 	setMax          = 64
 	nsOff           = 48
 	setOff          = nsOff + nsMax
+	parentOff       = setOff + setMax + 8 // after the node word
 )
 
 // Stage ids (enum stage_id in asobserve.c), in semconv.Stages order.
@@ -52,6 +53,11 @@ type OpEvent struct {
 	Namespace string
 	Set       string
 	Node      uint64 // target address of the *Node the op was sent to; 0 unknown, 1 several
+	// Parent is the target's own OTel span that was live on the op's goroutine when the
+	// op started; all zero when there was none.
+	ParentTraceID [16]byte
+	ParentSpanID  [8]byte
+	ParentFlags   uint8
 }
 
 // StageEvent is one internal stage of an operation.
@@ -118,7 +124,10 @@ func (d *Decoder) DecodeOp(b []byte, ev *OpEvent) error {
 	}
 	ev.Namespace = d.name(b[nsOff : nsOff+nsLen])
 	ev.Set = d.name(b[setOff : setOff+setLen])
-	ev.Node = le.Uint64(b[setOff+setMax:])
+	ev.Node = le.Uint64(b[parentOff-8:])
+	copy(ev.ParentTraceID[:], b[parentOff:])
+	copy(ev.ParentSpanID[:], b[parentOff+16:])
+	ev.ParentFlags = b[parentOff+24]
 	return nil
 }
 

@@ -22,7 +22,12 @@ func opRecord(ns, set string, flags uint8, code, cause int32, start, end uint64)
 	le.PutUint64(b[40:], end)
 	copy(b[nsOff:], ns)
 	copy(b[setOff:], set)
-	le.PutUint64(b[OpRecordSize-8:], 0xc000123000)
+	le.PutUint64(b[parentOff-8:], 0xc000123000)
+	for i := range 16 {
+		b[parentOff+i] = byte(0xa0 + i)
+	}
+	copy(b[parentOff+16:], []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	b[parentOff+24] = 1
 	return b
 }
 
@@ -34,7 +39,9 @@ func TestDecodeOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := OpEvent{PID: 4242, Row: 17, Alternate: true, Failed: true, Code: -16, Cause: 9, OpID: 99,
-		Start: 1000, End: 5000, Namespace: "test", Set: "users", Node: 0xc000123000}
+		Start: 1000, End: 5000, Namespace: "test", Set: "users", Node: 0xc000123000,
+		ParentTraceID: [16]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf},
+		ParentSpanID:  [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, ParentFlags: 1}
 	if ev != want {
 		t.Fatalf("got %+v\nwant %+v", ev, want)
 	}

@@ -136,6 +136,17 @@ func (w *Workload) Go(t testing.TB) {
 // Wait waits for the workload to exit 0 and returns its ground truth.
 func (w *Workload) Wait(t testing.TB, timeout time.Duration) *workload.Truth {
 	t.Helper()
+	out := w.WaitOutput(t, timeout)
+	var truth workload.Truth
+	if err := json.Unmarshal(out, &truth); err != nil {
+		t.Fatalf("workload output is not truth JSON: %v\n%s", err, w.stdout.String())
+	}
+	return &truth
+}
+
+// WaitOutput waits for the process to exit 0 and returns what it printed on stdout.
+func (w *Workload) WaitOutput(t testing.TB, timeout time.Duration) []byte {
+	t.Helper()
 	select {
 	case err := <-w.done:
 		if err != nil {
@@ -145,11 +156,7 @@ func (w *Workload) Wait(t testing.TB, timeout time.Duration) *workload.Truth {
 		_ = w.Cmd.Process.Kill()
 		t.Fatalf("workload still running after %s", timeout)
 	}
-	var truth workload.Truth
-	if err := json.Unmarshal(w.stdout.Bytes(), &truth); err != nil {
-		t.Fatalf("workload output is not truth JSON: %v\n%s", err, w.stdout.String())
-	}
-	return &truth
+	return w.stdout.Bytes()
 }
 
 // Key names one operation series.

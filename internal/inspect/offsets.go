@@ -119,12 +119,28 @@ type dwarfStructs struct {
 	byOffset map[dwarf.Offset]*dwarfStruct
 }
 
+// otherDWARFPackages are the packages besides the client whose structs the probes read.
+var otherDWARFPackages = []string{"go.opentelemetry.io/otel/sdk/trace", "go.opentelemetry.io/otel/trace"}
+
+// QualifiedFieldOffset returns the offset of field (a dotted path) within a struct of one
+// of otherDWARFPackages, named in full, e.g. "go.opentelemetry.io/otel/sdk/trace.recordingSpan".
+// Only DWARF tells: a stripped binary gives an error.
+func (b *Binary) QualifiedFieldOffset(structName, field string) (int64, error) {
+	if !b.HasDWARF {
+		return 0, newErr(ErrNoField, nil, "%s has no DWARF: the offset of %s.%s is unknown", b.subject(), structName, field)
+	}
+	return b.dwarfOffset(structName, FieldRef{structName, field})
+}
+
 func (b *Binary) dwarfFieldOffset(ref FieldRef) (int64, error) {
+	return b.dwarfOffset(b.ClientModule+"."+ref.Struct, ref)
+}
+
+func (b *Binary) dwarfOffset(name string, ref FieldRef) (int64, error) {
 	b.dwarfOnce.Do(func() { b.structs, b.dwarfErr = b.readDWARFStructs() })
 	if b.dwarfErr != nil {
 		return 0, b.dwarfErr
 	}
-	name := b.ClientModule + "." + ref.Struct
 	st, ok := b.structs.byName[name]
 	if !ok {
 		return 0, newErr(ErrNoField, nil, "%s: struct %s is not in the binary's DWARF (client %s): the code using it was not linked in, or the version renamed it", b.subject(), name, b.ClientVersion)
@@ -141,7 +157,7 @@ func (b *Binary) dwarfFieldOffset(ref FieldRef) (int64, error) {
 			break
 		}
 		if st, ok = b.structs.byOffset[m.typ]; !ok {
-			return 0, newErr(ErrNoField, nil, "field path %s: %s is not an embedded or value struct of the client package", ref, part)
+			return 0, newErr(ErrNoField, nil, "field path %s: %s is not an embedded or value struct of an indexed package", ref, part)
 		}
 	}
 	return total, nil
@@ -157,7 +173,18 @@ func (b *Binary) readDWARFStructs() (_ *dwarfStructs, err error) {
 	if err != nil {
 		return nil, err
 	}
-	prefix := b.ClientModule + "."
+	prefixes := []string{b.ClientModule + "."}
+	for _, p := range otherDWARFPackages {
+		prefixes = append(prefixes, p+".")
+	}
+	indexed := func(name string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) && !strings.ContainsAny(name[len(p):], ".[") {
+				return true
+			}
+		}
+		return false
+	}
 	out := &dwarfStructs{byName: map[string]*dwarfStruct{}, byOffset: map[dwarf.Offset]*dwarfStruct{}}
 	typedefs := map[dwarf.Offset]dwarf.Offset{}
 	r := d.Reader()
@@ -178,13 +205,13 @@ func (b *Binary) readDWARFStructs() (_ *dwarfStructs, err error) {
 			continue
 		}
 		name, _ := e.Val(dwarf.AttrName).(string)
-		if e.Tag == dwarf.TagTypedef && strings.HasPrefix(name, prefix) {
+		if e.Tag == dwarf.TagTypedef && indexed(name) {
 			// Members refer to named types through a typedef.
 			if typ, ok := e.Val(dwarf.AttrType).(dwarf.Offset); ok {
 				typedefs[e.Offset] = typ
 			}
 		}
-		if e.Tag != dwarf.TagStructType || !strings.HasPrefix(name, prefix) || strings.ContainsAny(name[len(prefix):], ".[") {
+		if e.Tag != dwarf.TagStructType || !indexed(name) {
 			if e.Children {
 				r.SkipChildren()
 			}

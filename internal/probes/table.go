@@ -21,6 +21,8 @@ const (
 	IORead      Kind = 9  // the first read return after a write ends io, starts parse
 	ParseEnd    Kind = 10 // parse and attempt end
 	Attempt     Kind = 11 // connection acquire: one attempt starts
+	SpanStart   Kind = 12 // the target's OTel SDK made a recording span (return)
+	SpanEnd     Kind = 13 // the target's OTel span ends (entry)
 )
 
 // Loc mirrors enum locator in bpf/asobserve.c: how namespace and set are found.
@@ -77,6 +79,12 @@ type Row struct {
 	Optional bool  // absent in some builds (dead-code elimination, inlining)
 }
 
+// ForTracing reports whether the row serves tracing: the node an op was sent to, and the
+// target's own OTel spans that become parents.
+func (r Row) ForTracing() bool {
+	return r.Flags&FlagNode != 0 || r.Kind == SpanStart || r.Kind == SpanEnd
+}
+
 // IsStage reports whether the row is attached only while stage profiling is on.
 func (r Row) IsStage() bool {
 	switch r.Kind {
@@ -120,7 +128,23 @@ var (
 	BatchRecordKey = Field{"BatchRecord", "Key"}
 	ErrWrapped     = Field{"AerospikeError", "wrapped"}
 	ErrResultCode  = Field{"AerospikeError", "ResultCode"}
+	// SpanContext is a fully qualified field of the OTel SDK, not of the client.
+	SpanContext = Field{OTelSDKTrace + ".recordingSpan", "spanContext"}
 )
+
+// OTelSDKTrace is the import path of the OpenTelemetry Go SDK's trace package.
+const OTelSDKTrace = "go.opentelemetry.io/otel/sdk/trace"
+
+// appSpanRows follow the target's own OpenTelemetry SDK spans, so that an operation run
+// on the goroutine of a live span gets it as parent. Any client major, any SDK version
+// since v1.0 (the functions and recordingSpan.spanContext have kept their shape).
+func appSpanRows() []Row {
+	start := helper(OTelSDKTrace+".(*tracer).newRecordingSpan", SpanStart, false, true)
+	end := helper(OTelSDKTrace+".(*recordingSpan).End", SpanEnd, true, false)
+	start.External, end.External = true, true
+	start.PtrWord, end.PtrWord = 0, 0
+	return []Row{start, end}
+}
 
 // v7 is aerospike-client-go v7 (checked against v7.10.2, Go 1.21-1.26, amd64).
 // Operate, ScanAll, Query, QueryNode and ScanNode are inlined: their callees are probed.
@@ -167,7 +191,7 @@ func v7() []Row {
 		batch("(*Client).BatchDelete", semconv.OpBatchRemove, LocKeySlice, 3, 3),
 		scanStart, scanNode, scanWorker, queryStart, queryNode, queryWorker, sendError,
 	}
-	return append(rows, stagesV7()...)
+	return append(append(rows, stagesV7()...), appSpanRows()...)
 }
 
 func stagesV7() []Row {
@@ -180,7 +204,7 @@ func stagesV7() []Row {
 		return r
 	}
 	// Connection.Write also tells which node an op was sent to (server.address): with
-	// NodeAddress rows like it are attached with the operation probes.
+	// With tracing on it is attached with the operation probes.
 	connWrite := stage("(*Connection).Write", semconv.StageIO, IOWrite, true, false)
 	connWrite.Flags, connWrite.PtrWord = FlagNode, 0
 	rows := []Row{

@@ -73,7 +73,7 @@ func TestV6RowsAreV7Rows(t *testing.T) {
 	}
 	for sym, r := range rows {
 		// ClientIfc keeps every public method linked: a missing operation is an error.
-		optional := r.IsStage() || sym == "(*Client).scanNodePartitions" || sym == "(*Client).queryNodePartitions" || sym == "(*Recordset).sendError"
+		optional := r.IsStage() || r.ForTracing() || sym == "(*Client).scanNodePartitions" || sym == "(*Client).queryNodePartitions" || sym == "(*Recordset).sendError"
 		if r.Optional != optional {
 			t.Errorf("v6 row %s optional=%v, want %v", sym, r.Optional, optional)
 		}
@@ -112,6 +112,23 @@ func TestNestedCallersPerMajor(t *testing.T) {
 		}
 		if len(n) > 16 {
 			t.Errorf("v%d: %d nested callers, the BPF table holds 16", major, len(n))
+		}
+	}
+}
+
+func TestEveryMajorFollowsTheTargetsOwnSpans(t *testing.T) {
+	for _, major := range SupportedMajors() {
+		var kinds []Kind
+		for _, r := range ForMajor(major) {
+			if r.Kind == SpanStart || r.Kind == SpanEnd {
+				if !r.External || !r.Optional || !r.ForTracing() || r.IsStage() {
+					t.Errorf("v%d row %s = %+v: want an optional external tracing row", major, r.Symbol, r)
+				}
+				kinds = append(kinds, r.Kind)
+			}
+		}
+		if !slices.Equal(kinds, []Kind{SpanStart, SpanEnd}) {
+			t.Errorf("v%d span rows %v, want one start and one end", major, kinds)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/procinfo"
 	"github.com/asobserve/asobserve/internal/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Feed connects an attach.Agent's event hooks to a tracing.Tracer.
@@ -63,6 +64,10 @@ func (f *Feed) OnOp(t *attach.Target, ev *decoder.OpEvent, op, errorType string)
 		ErrorType: errorType, ResultCode: int(ev.Cause), Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)}
 	if server, ok := t.Server(ev.Node); ok {
 		e.ServerAddress, e.ServerPort = server.Host, server.Port
+	}
+	if ev.ParentSpanID != ([8]byte{}) {
+		e.Parent = trace.NewSpanContext(trace.SpanContextConfig{TraceID: ev.ParentTraceID, SpanID: ev.ParentSpanID,
+			TraceFlags: trace.TraceFlags(ev.ParentFlags), Remote: true})
 	}
 	f.tracer.OnOp(e)
 }

@@ -71,6 +71,8 @@ type OpEvent struct {
 	Start, End    time.Time
 	ServerAddress string
 	ServerPort    int
+	// Parent, when valid, is the target's own span the operation ran under.
+	Parent trace.SpanContext
 }
 
 // StageEvent is one internal stage of the operation OpID. It must arrive before that
@@ -478,7 +480,11 @@ func (t *Tracer) emitOp(e *OpEvent) {
 			attribute.String(attrDBStatusCode, strconv.Itoa(e.ResultCode)),
 		)
 	}
-	ctx, span := tr.Start(context.Background(), semconv.SpanName(e.Op, e.Namespace, e.Set),
+	parent := context.Background()
+	if e.Parent.IsValid() {
+		parent = trace.ContextWithRemoteSpanContext(parent, e.Parent)
+	}
+	ctx, span := tr.Start(parent, semconv.SpanName(e.Op, e.Namespace, e.Set),
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(e.Start), trace.WithAttributes(attrs...))
 	if e.ErrorType != "" {
 		span.SetStatus(codes.Error, e.ErrorType)
