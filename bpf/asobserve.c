@@ -319,8 +319,10 @@ struct {
 struct target {
 	__u64 bias;
 	__u32 exe;
-	__u32 pad;
+	__u32 flags; // TARGET_APP_SPANS: its own OTel spans are followed
 };
+
+#define TARGET_APP_SPANS 1
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -664,9 +666,11 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 	st.row = (__u16)ctx->cookie;
 	if (r->alt_word != NO_WORD && go_word(ctx, r->alt_word) > 0)
 		st.alt = 1;
-	struct app_spans *live = bpf_map_lookup_elem(&app_spans, k);
-	if (live && live->depth > 0 && live->depth <= SPAN_DEPTH)
-		st.parent = live->sc[(live->depth - 1) & (SPAN_DEPTH - 1)];
+	if (t->flags & TARGET_APP_SPANS) {
+		struct app_spans *live = bpf_map_lookup_elem(&app_spans, k);
+		if (live && live->depth > 0 && live->depth <= SPAN_DEPTH)
+			st.parent = live->sc[(live->depth - 1) & (SPAN_DEPTH - 1)];
+	}
 	locate(ctx, r, &st);
 	if (r->flags & FLAG_CORR) {
 		st.corr = go_word(ctx, r->loc_word);

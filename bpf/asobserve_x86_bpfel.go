@@ -125,10 +125,10 @@ type AsobserveStageState struct {
 }
 
 type AsobserveTarget struct {
-	_    structs.HostLayout
-	Bias uint64
-	Exe  uint32
-	Pad  uint32
+	_     structs.HostLayout
+	Bias  uint64
+	Exe   uint32
+	Flags uint32
 }
 
 type AsobserveWorkerState struct {

@@ -35,6 +35,8 @@ import (
 const (
 	maxRows = 1024
 	maxExes = 64 // MAX_EXES in asobserve.c
+	// targetAppSpans is TARGET_APP_SPANS: ops look up the target's live OTel spans.
+	targetAppSpans = 1
 )
 
 // PollInterval bounds how long a record can wait in the ring buffer: the probes wake the
@@ -268,7 +270,11 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 	t := &Target{PID: pid, Identity: id, Binary: e.info, exe: e}
 	bias, err := loadBias(pid)
 	if err == nil {
-		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot})
+		var flags uint32
+		if e.info.AppSpans && a.opts.Tracing {
+			flags |= targetAppSpans
+		}
+		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot, Flags: flags})
 	}
 	if err != nil {
 		if len(e.pids) == 0 {
