@@ -703,9 +703,9 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 			struct pkey pk = {.tgid = k->tgid, .ptr = rs};
 			struct op_state *early = bpf_map_lookup_elem(&async_ops, &pk);
 			if (early) {
-				// The worker started before this return: the op began here, though.
+				// The worker started before this return: the op began here, though. Its
+				// id stays the worker's, which its stages already carry.
 				early->start = st.start;
-				early->op_id = st.op_id;
 				early->row = st.row;
 				early->parent = st.parent;
 			} else {
@@ -721,6 +721,8 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 			return 0;
 		st = *async;
 		bpf_map_delete_elem(&async_ops, &pk);
+		bpf_map_delete_elem(&corr, &pk);
+		bpf_map_delete_elem(&spawns, &st.op_id);
 	}
 	emit_op(&st, k->tgid, now);
 	return 0;
@@ -746,6 +748,9 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 	if (op) {
 		anchor.op_id = op->op_id;
 		anchor.row = op->row;
+		// Per-node commands share the recordset: link rows find the op through it.
+		struct owner own = {.op_id = op->op_id, .row = op->row};
+		bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 	}
 	bpf_map_update_elem(&inflight, k, &anchor, BPF_ANY);
 	return 0;

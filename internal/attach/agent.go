@@ -396,6 +396,11 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 			return fail(err)
 		}
 		cfg, err := rowConfig(row, bin, offs)
+		if err != nil && row.IsStage() {
+			// A stage this build cannot place costs its samples, never the attach.
+			a.opts.Logf("%s: stage probe %s skipped: %v", bin.Target, row.Symbol, err)
+			continue
+		}
 		if err != nil {
 			return fail(err)
 		}

@@ -119,10 +119,20 @@ func checkStagesForClient(t *testing.T, client string) {
 	if keyParse != batches {
 		t.Errorf("key_parse counted %d times, want once per batch call: %d", keyParse, batches)
 	}
-	for _, op := range []string{semconv.OpBatchRead, semconv.OpBatchOperate, semconv.OpBatchRemove} {
-		for _, stage := range perAttemptStages {
+	// Multi-node operations: every node command is tied to its op (through the keys or
+	// records slice of a batch, the recordset of a scan or query) and makes its attempt.
+	for _, op := range []string{semconv.OpBatchRead, semconv.OpBatchOperate, semconv.OpBatchRemove, semconv.OpScan, semconv.OpQuery} {
+		for _, stage := range append(perAttemptStages, semconv.StageScheduleDelay) {
 			if stages[e2etest.StageKey{Stage: stage, Op: op}].Count < opCount[op] {
 				t.Errorf("%s %s: %d samples for %d operations", op, stage, stages[e2etest.StageKey{Stage: stage, Op: op}].Count, opCount[op])
+			}
+		}
+	}
+	// A scan or query sends one command to each of the 3 nodes.
+	for _, op := range []string{semconv.OpScan, semconv.OpQuery} {
+		for _, stage := range perAttemptStages {
+			if got := stages[e2etest.StageKey{Stage: stage, Op: op}].Count; got != 3*opCount[op] {
+				t.Errorf("%s %s: %d samples, want one per node command: %d", op, stage, got, 3*opCount[op])
 			}
 		}
 	}

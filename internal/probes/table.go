@@ -217,6 +217,10 @@ func stagesV7() []Row {
 		link("(*batchCommandDelete).Execute", "keys"),
 		link("(*batchCommandUDF).Execute", "keys"),
 		link("(*batchCommandOperate).Execute", "records"),
+		link("(*batchIndexCommandGet).Execute", "batchCommandGet.indexRecords"),
+		// Scan and query node commands share the op's recordset.
+		link("(*scanPartitionCommand).Execute", "baseMultiCommand.recordset"),
+		link("(*queryPartitionCommand).Execute", "baseMultiCommand.recordset"),
 		stage("(*singleCommand).getConnection", semconv.StageConnAcquire, Attempt, true, true),
 		stage("(*baseMultiCommand).getConnection", semconv.StageConnAcquire, Attempt, true, true),
 		connWrite,

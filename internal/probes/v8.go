@@ -11,9 +11,15 @@ import "github.com/asobserve/asobserve/internal/semconv"
 //     queryPartitions) whenever their start function is linked, because it is the body of
 //     the goroutine the start function spawns.
 //   - Stages: v7's functions, plus the commands v8 split off with a parseResult of their
-//     own (an Operate that writes, Execute, and the transaction-aware payload write).
+//     own (an Operate that writes, Execute, and the transaction-aware payload write);
+//     BatchGetComplex's node command holds its records in a field of its own.
 func v8() []Row {
 	rows := renamed(v7(), map[string]string{"(*Client).operate": "(*Client).Operate"}, true)
+	for i := range rows {
+		if rows[i].Symbol == "(*batchIndexCommandGet).Execute" {
+			rows[i].Corr.Name = "records" // v8's command keeps its own records slice
+		}
+	}
 	for _, cmd := range []string{"operateCommandWrite", "executeCommand", "writePayloadCommand"} {
 		rows = append(rows, stage("(*"+cmd+").parseResult", semconv.StageParse, ParseEnd, false, true))
 	}

@@ -208,6 +208,13 @@ func main() {
 		t = time.Now()
 		_, err = client.BatchGet(nil, bk)
 		record("batch_read", t, err)
+		complexRecs := make([]*as.BatchRead, 0, len(bk))
+		for _, k2 := range bk {
+			complexRecs = append(complexRecs, as.NewBatchRead(nil, k2, []string{"n"}))
+		}
+		t = time.Now()
+		err = client.BatchGetComplex(nil, complexRecs)
+		record("batch_read", t, err)
 		recs := []as.BatchRecordIfc{as.NewBatchWrite(nil, bk[0], as.PutOp(as.NewBin("s", "b")))}
 		for _, k2 := range bk[1:] {
 			recs = append(recs, as.NewBatchRead(nil, k2, []string{"n"}))
