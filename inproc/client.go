@@ -6,6 +6,8 @@ import (
 
 	as "github.com/aerospike/aerospike-client-go/v7"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/asobserve/asobserve/internal/clienterr"
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/semconv"
@@ -26,6 +28,51 @@ func Wrap(c *as.Client) *Client {
 
 var opIDs atomic.Uint64
 
+// operation is one db_operation_name with the series its calls last recorded into: an
+// application mostly repeats the same namespace, set and outcome per operation, and comparing
+// three strings costs far less than finding the series by its labels every time.
+type operation struct {
+	name string
+	hot  atomic.Pointer[hotSeries]
+}
+
+type hotSeries struct {
+	state                   *pkgState // a new state (tests) has a new recorder
+	namespace, set, errType string
+	labelSet                string // the set label after the collection cap
+	obs                     prometheus.Observer
+}
+
+var (
+	opAppend       = &operation{name: semconv.OpAppend}
+	opBatchOperate = &operation{name: semconv.OpBatchOperate}
+	opBatchRead    = &operation{name: semconv.OpBatchRead}
+	opBatchRemove  = &operation{name: semconv.OpBatchRemove}
+	opExecute      = &operation{name: semconv.OpExecute}
+	opExists       = &operation{name: semconv.OpExists}
+	opGet          = &operation{name: semconv.OpGet}
+	opIncrement    = &operation{name: semconv.OpIncrement}
+	opOperate      = &operation{name: semconv.OpOperate}
+	opPrepend      = &operation{name: semconv.OpPrepend}
+	opPut          = &operation{name: semconv.OpPut}
+	opQuery        = &operation{name: semconv.OpQuery}
+	opRemove       = &operation{name: semconv.OpRemove}
+	opScan         = &operation{name: semconv.OpScan}
+	opSelect       = &operation{name: semconv.OpSelect}
+	opTouch        = &operation{name: semconv.OpTouch}
+)
+
+func (op *operation) observe(s *pkgState, namespace, set, errType string, d time.Duration) {
+	h := op.hot.Load()
+	if h == nil || h.state != s || h.namespace != namespace || h.set != set || h.errType != errType {
+		obs, labelSet := s.rec.OpObserver(s.identity, op.name, namespace, set, errType)
+		h = &hotSeries{state: s, namespace: namespace, set: set, errType: errType, labelSet: labelSet, obs: obs}
+		op.hot.Store(h)
+	}
+	h.obs.Observe(d.Seconds())
+	s.rec.ObserveOpSinks(s.identity, metrics.OpSample{Op: op.name, Namespace: namespace, Set: h.labelSet, ErrorType: errType, Duration: d})
+}
+
 // clockBase anchors call timestamps: time.Since(clockBase) reads only the monotonic clock,
 // half the cost of time.Now().
 var clockBase = time.Now()
@@ -45,7 +92,7 @@ func begin() stamp {
 }
 
 // finish records one operation that started at start; err is the call's error.
-func finish(start stamp, op, namespace, set string, err as.Error) {
+func finish(start stamp, op *operation, namespace, set string, err as.Error) {
 	if start == notRecorded {
 		return
 	}
@@ -54,12 +101,14 @@ func finish(start stamp, op, namespace, set string, err as.Error) {
 	if err != nil {
 		e = err
 	}
-	errType := clienterr.Classify(op, e)
+	errType := clienterr.Classify(op.name, e)
 	s := state()
-	s.rec.ObserveOp(s.identity, metrics.OpSample{Op: op, Namespace: namespace, Set: set, ErrorType: errType, Duration: time.Duration(end - start)})
+	if s.rec.OperationsEnabled() {
+		op.observe(s, namespace, set, errType, time.Duration(end-start))
+	}
 	if tr := s.tracer.Load(); tr != nil {
 		wallEnd := time.Now() // wall clock now, so that spans follow NTP over long runs
-		ev := tracing.OpEvent{ID: opIDs.Add(1), Proc: s.process, Op: op, Namespace: namespace, Set: set,
+		ev := tracing.OpEvent{ID: opIDs.Add(1), Proc: s.process, Op: op.name, Namespace: namespace, Set: set,
 			ErrorType: errType, Start: wallEnd.Add(-time.Duration(end - start)), End: wallEnd}
 		if errType != "" {
 			ev.ResultCode = clienterr.Code(e)
@@ -88,7 +137,7 @@ func (c *Client) Put(policy *as.WritePolicy, key *as.Key, binMap as.BinMap) as.E
 	start := begin()
 	err := c.Client.Put(policy, key, binMap)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpPut, ns, set, err)
+	finish(start, opPut, ns, set, err)
 	return err
 }
 
@@ -97,7 +146,7 @@ func (c *Client) PutBins(policy *as.WritePolicy, key *as.Key, bins ...*as.Bin) a
 	start := begin()
 	err := c.Client.PutBins(policy, key, bins...)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpPut, ns, set, err)
+	finish(start, opPut, ns, set, err)
 	return err
 }
 
@@ -106,9 +155,9 @@ func (c *Client) Get(policy *as.BasePolicy, key *as.Key, binNames ...string) (*a
 	start := begin()
 	rec, err := c.Client.Get(policy, key, binNames...)
 	ns, set := keyNS(key)
-	op := semconv.OpGet
+	op := opGet
 	if len(binNames) > 0 {
-		op = semconv.OpSelect
+		op = opSelect
 	}
 	finish(start, op, ns, set, err)
 	return rec, err
@@ -119,7 +168,7 @@ func (c *Client) GetHeader(policy *as.BasePolicy, key *as.Key) (*as.Record, as.E
 	start := begin()
 	rec, err := c.Client.GetHeader(policy, key)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpGet, ns, set, err)
+	finish(start, opGet, ns, set, err)
 	return rec, err
 }
 
@@ -128,7 +177,7 @@ func (c *Client) Exists(policy *as.BasePolicy, key *as.Key) (bool, as.Error) {
 	start := begin()
 	ok, err := c.Client.Exists(policy, key)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpExists, ns, set, err)
+	finish(start, opExists, ns, set, err)
 	return ok, err
 }
 
@@ -137,7 +186,7 @@ func (c *Client) Delete(policy *as.WritePolicy, key *as.Key) (bool, as.Error) {
 	start := begin()
 	existed, err := c.Client.Delete(policy, key)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpRemove, ns, set, err)
+	finish(start, opRemove, ns, set, err)
 	return existed, err
 }
 
@@ -146,7 +195,7 @@ func (c *Client) Touch(policy *as.WritePolicy, key *as.Key) as.Error {
 	start := begin()
 	err := c.Client.Touch(policy, key)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpTouch, ns, set, err)
+	finish(start, opTouch, ns, set, err)
 	return err
 }
 
@@ -155,7 +204,7 @@ func (c *Client) Append(policy *as.WritePolicy, key *as.Key, binMap as.BinMap) a
 	start := begin()
 	err := c.Client.Append(policy, key, binMap)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpAppend, ns, set, err)
+	finish(start, opAppend, ns, set, err)
 	return err
 }
 
@@ -164,7 +213,7 @@ func (c *Client) AppendBins(policy *as.WritePolicy, key *as.Key, bins ...*as.Bin
 	start := begin()
 	err := c.Client.AppendBins(policy, key, bins...)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpAppend, ns, set, err)
+	finish(start, opAppend, ns, set, err)
 	return err
 }
 
@@ -173,7 +222,7 @@ func (c *Client) Prepend(policy *as.WritePolicy, key *as.Key, binMap as.BinMap) 
 	start := begin()
 	err := c.Client.Prepend(policy, key, binMap)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpPrepend, ns, set, err)
+	finish(start, opPrepend, ns, set, err)
 	return err
 }
 
@@ -182,7 +231,7 @@ func (c *Client) PrependBins(policy *as.WritePolicy, key *as.Key, bins ...*as.Bi
 	start := begin()
 	err := c.Client.PrependBins(policy, key, bins...)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpPrepend, ns, set, err)
+	finish(start, opPrepend, ns, set, err)
 	return err
 }
 
@@ -191,7 +240,7 @@ func (c *Client) Add(policy *as.WritePolicy, key *as.Key, binMap as.BinMap) as.E
 	start := begin()
 	err := c.Client.Add(policy, key, binMap)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpIncrement, ns, set, err)
+	finish(start, opIncrement, ns, set, err)
 	return err
 }
 
@@ -200,7 +249,7 @@ func (c *Client) AddBins(policy *as.WritePolicy, key *as.Key, bins ...*as.Bin) a
 	start := begin()
 	err := c.Client.AddBins(policy, key, bins...)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpIncrement, ns, set, err)
+	finish(start, opIncrement, ns, set, err)
 	return err
 }
 
@@ -209,7 +258,7 @@ func (c *Client) Operate(policy *as.WritePolicy, key *as.Key, operations ...*as.
 	start := begin()
 	rec, err := c.Client.Operate(policy, key, operations...)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpOperate, ns, set, err)
+	finish(start, opOperate, ns, set, err)
 	return rec, err
 }
 
@@ -218,7 +267,7 @@ func (c *Client) Execute(policy *as.WritePolicy, key *as.Key, packageName string
 	start := begin()
 	res, err := c.Client.Execute(policy, key, packageName, functionName, args...)
 	ns, set := keyNS(key)
-	finish(start, semconv.OpExecute, ns, set, err)
+	finish(start, opExecute, ns, set, err)
 	return res, err
 }
 
@@ -227,7 +276,7 @@ func (c *Client) BatchGet(policy *as.BatchPolicy, keys []*as.Key, binNames ...st
 	start := begin()
 	recs, err := c.Client.BatchGet(policy, keys, binNames...)
 	ns, set := firstKeyNS(keys)
-	finish(start, semconv.OpBatchRead, ns, set, err)
+	finish(start, opBatchRead, ns, set, err)
 	return recs, err
 }
 
@@ -236,7 +285,7 @@ func (c *Client) BatchGetHeader(policy *as.BatchPolicy, keys []*as.Key) ([]*as.R
 	start := begin()
 	recs, err := c.Client.BatchGetHeader(policy, keys)
 	ns, set := firstKeyNS(keys)
-	finish(start, semconv.OpBatchRead, ns, set, err)
+	finish(start, opBatchRead, ns, set, err)
 	return recs, err
 }
 
@@ -245,7 +294,7 @@ func (c *Client) BatchExists(policy *as.BatchPolicy, keys []*as.Key) ([]bool, as
 	start := begin()
 	res, err := c.Client.BatchExists(policy, keys)
 	ns, set := firstKeyNS(keys)
-	finish(start, semconv.OpBatchRead, ns, set, err)
+	finish(start, opBatchRead, ns, set, err)
 	return res, err
 }
 
@@ -254,7 +303,7 @@ func (c *Client) BatchGetOperate(policy *as.BatchPolicy, keys []*as.Key, ops ...
 	start := begin()
 	recs, err := c.Client.BatchGetOperate(policy, keys, ops...)
 	ns, set := firstKeyNS(keys)
-	finish(start, semconv.OpBatchRead, ns, set, err)
+	finish(start, opBatchRead, ns, set, err)
 	return recs, err
 }
 
@@ -266,7 +315,7 @@ func (c *Client) BatchGetComplex(policy *as.BatchPolicy, records []*as.BatchRead
 	if len(records) > 0 && records[0] != nil {
 		ns, set = keyNS(records[0].Key)
 	}
-	finish(start, semconv.OpBatchRead, ns, set, err)
+	finish(start, opBatchRead, ns, set, err)
 	return err
 }
 
@@ -280,7 +329,7 @@ func (c *Client) BatchOperate(policy *as.BatchPolicy, records []as.BatchRecordIf
 			ns, set = keyNS(br.Key)
 		}
 	}
-	finish(start, semconv.OpBatchOperate, ns, set, err)
+	finish(start, opBatchOperate, ns, set, err)
 	return err
 }
 
@@ -289,7 +338,7 @@ func (c *Client) BatchDelete(policy *as.BatchPolicy, deletePolicy *as.BatchDelet
 	start := begin()
 	recs, err := c.Client.BatchDelete(policy, deletePolicy, keys)
 	ns, set := firstKeyNS(keys)
-	finish(start, semconv.OpBatchRemove, ns, set, err)
+	finish(start, opBatchRemove, ns, set, err)
 	return recs, err
 }
 
@@ -298,7 +347,7 @@ func (c *Client) Query(policy *as.QueryPolicy, statement *as.Statement) (*as.Rec
 	start := begin()
 	rs, err := c.Client.Query(policy, statement)
 	ns, set := stmtNS(statement)
-	finishAtEnd(start, semconv.OpQuery, ns, set, rs, err)
+	finishAtEnd(start, opQuery, ns, set, rs, err)
 	return rs, err
 }
 
@@ -307,7 +356,7 @@ func (c *Client) QueryPartitions(policy *as.QueryPolicy, statement *as.Statement
 	start := begin()
 	rs, err := c.Client.QueryPartitions(policy, statement, partitionFilter)
 	ns, set := stmtNS(statement)
-	finishAtEnd(start, semconv.OpQuery, ns, set, rs, err)
+	finishAtEnd(start, opQuery, ns, set, rs, err)
 	return rs, err
 }
 
@@ -315,7 +364,7 @@ func (c *Client) QueryPartitions(policy *as.QueryPolicy, statement *as.Statement
 func (c *Client) ScanAll(apolicy *as.ScanPolicy, namespace string, setName string, binNames ...string) (*as.Recordset, as.Error) {
 	start := begin()
 	rs, err := c.Client.ScanAll(apolicy, namespace, setName, binNames...)
-	finishAtEnd(start, semconv.OpScan, namespace, setName, rs, err)
+	finishAtEnd(start, opScan, namespace, setName, rs, err)
 	return rs, err
 }
 
@@ -323,7 +372,7 @@ func (c *Client) ScanAll(apolicy *as.ScanPolicy, namespace string, setName strin
 func (c *Client) ScanPartitions(apolicy *as.ScanPolicy, partitionFilter *as.PartitionFilter, namespace string, setName string, binNames ...string) (*as.Recordset, as.Error) {
 	start := begin()
 	rs, err := c.Client.ScanPartitions(apolicy, partitionFilter, namespace, setName, binNames...)
-	finishAtEnd(start, semconv.OpScan, namespace, setName, rs, err)
+	finishAtEnd(start, opScan, namespace, setName, rs, err)
 	return rs, err
 }
 
@@ -336,7 +385,7 @@ func stmtNS(s *as.Statement) (string, string) {
 
 // finishAtEnd records a query or scan when its recordset ends; a call that fails at once is
 // recorded at once.
-func finishAtEnd(start stamp, op, namespace, set string, rs *as.Recordset, err as.Error) {
+func finishAtEnd(start stamp, op *operation, namespace, set string, rs *as.Recordset, err as.Error) {
 	if start == notRecorded {
 		return
 	}

@@ -9,13 +9,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	as "github.com/aerospike/aerospike-client-go/v7"
+	"github.com/aerospike/aerospike-client-go/v7/types"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/asobserve/asobserve/internal/clienterr"
+	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/semconv"
 	"github.com/asobserve/asobserve/internal/testserver"
 )
@@ -512,3 +515,47 @@ func opSeries(t testing.TB, g prometheus.Gatherer, service string) map[Key]serie
 	}
 	return out
 }
+
+// Each operation keeps the series its last call recorded into; calls that change
+// namespace, set or outcome, a new recorder, and the sinks must still land exactly.
+func TestHotSeriesFollowsEveryLabelChange(t *testing.T) {
+	fresh(t)
+	var sunk atomic.Int64
+	state().rec.AddSink(countingSink{&sunk})
+	for i := 0; i < 10; i++ {
+		finish(begin(), opPut, "test", "a", nil)
+		finish(begin(), opPut, "test", "b", nil)
+		finish(begin(), opPut, "other", "b", nil)
+		if i%2 == 0 {
+			finish(begin(), opPut, "test", "a", &as.AerospikeError{ResultCode: types.TIMEOUT})
+		}
+		finish(begin(), opGet, "test", "a", nil)
+	}
+	got := opSeries(t, state().rec.Registry, "")
+	want := map[Key]uint64{
+		K("put", "test", "a", ""): 10, K("put", "test", "b", ""): 10, K("put", "other", "b", ""): 10,
+		K("put", "test", "a", "Timeout"): 5, K("get", "test", "a", ""): 10,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d series, want %d: %v", len(got), len(want), got)
+	}
+	for k, n := range want {
+		if got[k].Count != n {
+			t.Errorf("%+v: %d, want %d", k, got[k].Count, n)
+		}
+	}
+	if sunk.Load() != 45 {
+		t.Errorf("sinks saw %d operations, want 45", sunk.Load())
+	}
+	// A new state has a new recorder: the cached series of the old one must not be used.
+	fresh(t)
+	finish(begin(), opPut, "test", "a", nil)
+	if got := opSeries(t, state().rec.Registry, ""); got[K("put", "test", "a", "")].Count != 1 {
+		t.Fatalf("after a new recorder: %v", got)
+	}
+}
+
+type countingSink struct{ n *atomic.Int64 }
+
+func (c countingSink) ObserveOp(*metrics.Identity, metrics.OpSample)       { c.n.Add(1) }
+func (c countingSink) ObserveStage(*metrics.Identity, metrics.StageSample) {}

@@ -213,17 +213,31 @@ func (r *Recorder) ObserveOp(id *Identity, s OpSample) {
 	if !r.opsEnabled.Load() {
 		return
 	}
-	k := opKey{id: id, op: s.Op, namespace: s.Namespace, set: s.Set, errType: s.ErrorType}
+	var obs prometheus.Observer
+	obs, s.Set = r.OpObserver(id, s.Op, s.Namespace, s.Set, s.ErrorType)
+	obs.Observe(s.Duration.Seconds())
+	r.ObserveOpSinks(id, s)
+}
+
+// OpObserver returns the operation histogram's series for these labels and the set label
+// it has (the collection cap applied), for callers that keep the series: observing it and
+// calling ObserveOpSinks with that set is ObserveOp without the lookup. It ignores
+// SetOperationsEnabled; callers check it.
+func (r *Recorder) OpObserver(id *Identity, op, namespace, set, errorType string) (prometheus.Observer, string) {
+	k := opKey{id: id, op: op, namespace: namespace, set: set, errType: errorType}
 	obs, ok := r.opChildren.Load(k)
 	if !ok {
-		s.Set = r.capCollection(id, s.Namespace, s.Set)
-		k.set = s.Set
+		k.set = r.capCollection(id, namespace, set)
 		if obs, ok = r.opChildren.Load(k); !ok {
-			values := append([]string{semconv.SystemName, s.Namespace, s.Set, s.Op, s.ErrorType}, id.labelValues()...)
+			values := append([]string{semconv.SystemName, namespace, k.set, op, errorType}, id.labelValues()...)
 			obs, _ = r.opChildren.LoadOrStore(k, r.opHist.WithLabelValues(values...))
 		}
 	}
-	obs.(prometheus.Observer).Observe(s.Duration.Seconds())
+	return obs.(prometheus.Observer), k.set
+}
+
+// ObserveOpSinks feeds one operation to the sinks (rolling windows, publishers) only.
+func (r *Recorder) ObserveOpSinks(id *Identity, s OpSample) {
 	for _, sk := range r.currentSinks() {
 		sk.ObserveOp(id, s)
 	}

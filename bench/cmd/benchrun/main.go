@@ -578,7 +578,7 @@ func runAgentProcess(c config, rep *report, g *agents, bin string, hosts []strin
 		a.stop()
 		return err
 	}
-	var rssMax uint64
+	var atMax memStatus
 	tick := time.NewTicker(250 * time.Millisecond)
 	waitDone := make(chan struct{})
 	var tr *truth
@@ -588,8 +588,8 @@ loop:
 	for {
 		select {
 		case <-tick.C:
-			if rss, _, err := procMem(pid); err == nil && rss > rssMax {
-				rssMax = rss
+			if m, err := procMem(pid); err == nil && m.rss > atMax.rss {
+				atMax = m
 			}
 		case <-waitDone:
 			break loop
@@ -598,12 +598,12 @@ loop:
 	tick.Stop()
 	elapsed := time.Since(t0)
 	cpu1, _ := procCPU(pid)
-	_, hwm, _ := procMem(pid)
+	end, _ := procMem(pid)
 	g.later = append(g.later, func() { _ = a.stop() })
 	if werr != nil {
 		return werr
 	}
-	rep.addAgentProcess(c.rate, float64(tr.TotalOps)/runFor.Seconds(), (cpu1-cpu0).Seconds()/elapsed.Seconds()*100, rssMax, hwm)
+	rep.addAgentProcess(c.rate, float64(tr.TotalOps)/runFor.Seconds(), (cpu1-cpu0).Seconds()/elapsed.Seconds()*100, atMax, end.hwm)
 	return nil
 }
 

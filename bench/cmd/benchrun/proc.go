@@ -127,11 +127,14 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / hz, nil
 }
 
-// procMem returns VmRSS and VmHWM of pid in bytes.
-func procMem(pid int) (rss, hwm uint64, err error) {
+// memStatus is a process's resident memory from /proc/PID/status, in bytes: VmRSS, VmHWM,
+// and VmRSS split into anonymous and file-backed pages.
+type memStatus struct{ rss, hwm, anon, file uint64 }
+
+func procMem(pid int) (m memStatus, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -145,12 +148,16 @@ func procMem(pid int) (rss, hwm uint64, err error) {
 		n, _ := strconv.ParseUint(f[0], 10, 64)
 		switch k {
 		case "VmRSS":
-			rss = n * 1024
+			m.rss = n * 1024
 		case "VmHWM":
-			hwm = n * 1024
+			m.hwm = n * 1024
+		case "RssAnon":
+			m.anon = n * 1024
+		case "RssFile":
+			m.file = n * 1024
 		}
 	}
-	return rss, hwm, nil
+	return m, nil
 }
 
 // agentProc is `asobserve attach` running as its own process, so that its CPU and memory
