@@ -2,15 +2,23 @@ package k8smeta
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 )
 
 func TestParseCgroupRealWorldFormats(t *testing.T) {
@@ -122,7 +130,20 @@ func TestStoreJoinsContainersOfThisNode(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s := NewStore(client, "node-1")
+	// The fake clientset stands in for the API server behind the same list and watch
+	// options as NodePods uses.
+	pods := client.CoreV1().Pods(metav1.NamespaceAll)
+	lw := &cache.ListWatch{
+		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+			NodeOptions("node-1")(&o)
+			return pods.List(ctx, o)
+		},
+		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+			NodeOptions("node-1")(&o)
+			return pods.Watch(ctx, o)
+		},
+	}
+	s := NewStore(lw, "node-1")
 	must(t, s.Run(ctx))
 	defer func() { cancel(); s.Shutdown() }()
 
@@ -211,5 +232,54 @@ func TestOutsideKubernetesIsDisabled(t *testing.T) {
 	t.Setenv("K8S_NODE_NAME", "")
 	if _, err := FromEnvironment(); err != ErrNoNodeName {
 		t.Fatalf("err = %v, want ErrNoNodeName", err)
+	}
+}
+
+// FromConfig's own REST client against an HTTP server that answers like the API server:
+// it must ask for this node's pods only, decode the list and follow the watch.
+func TestFromConfigListsAndWatchesThisNodesPods(t *testing.T) {
+	ready := pod("shop", "cart-7d9", "aaaaaaaa-0000-4000-8000-000000000001", "node-1", []string{"app"},
+		map[string]string{"app": "containerd://" + idA1})
+	late := pod("web", "front-1", "aaaaaaaa-0000-4000-8000-000000000004", "node-1", []string{"nginx"},
+		map[string]string{"nginx": "containerd://" + idC})
+	late.ResourceVersion = "2"
+	var selectors sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/pods" {
+			http.Error(w, "unexpected path "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		selectors.Store(r.URL.Query().Get("fieldSelector"), true)
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("watch") != "true" {
+			list := corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"},
+				ListMeta: metav1.ListMeta{ResourceVersion: "1"}, Items: []corev1.Pod{*ready}}
+			_ = json.NewEncoder(w).Encode(list)
+			return
+		}
+		late.TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "ADDED", "object": late})
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+
+	s, err := FromConfig(&rest.Config{Host: srv.URL}, "node-1")
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	must(t, s.Run(ctx))
+	defer func() { cancel(); s.Shutdown() }()
+	waitLookup(t, s, CgroupRef{ContainerID: idA1}, PodInfo{"shop", "cart-7d9", "app"})
+	waitLookup(t, s, CgroupRef{ContainerID: idC}, PodInfo{"web", "front-1", "nginx"})
+	n := 0
+	selectors.Range(func(k, _ any) bool {
+		if k != "spec.nodeName=node-1" {
+			t.Errorf("request with fieldSelector %q, want spec.nodeName=node-1", k)
+		}
+		n++
+		return true
+	})
+	if n != 1 {
+		t.Fatalf("%d distinct field selectors", n)
 	}
 }

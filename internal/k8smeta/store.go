@@ -10,8 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 )
@@ -33,17 +33,26 @@ const (
 // Kubernetes).
 type Store struct {
 	node     string
-	factory  informers.SharedInformerFactory
 	informer cache.SharedIndexInformer
+	stopped  chan struct{}
 }
 
-// NewStore watches the pods of node through client. Call Run before Lookup.
-func NewStore(client kubernetes.Interface, node string) *Store {
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
-		}))
-	inf := factory.Core().V1().Pods().Informer()
+// NodePods lists and watches, through a core/v1 REST client, the pods scheduled on node.
+func NodePods(client rest.Interface, node string) cache.ListerWatcher {
+	return cache.NewFilteredListWatchFromClient(client, "pods", metav1.NamespaceAll, NodeOptions(node))
+}
+
+// NodeOptions narrows a pod list or watch to the pods scheduled on node.
+func NodeOptions(node string) func(*metav1.ListOptions) {
+	return func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
+	}
+}
+
+// NewStore watches the pods of node through lw (NodePods in a cluster). Call Run before
+// Lookup.
+func NewStore(lw cache.ListerWatcher, node string) *Store {
+	inf := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 10*time.Minute, cache.Indexers{})
 	// Keep only what the join needs, so a busy node's pods cost little memory.
 	_ = inf.SetTransform(func(obj any) (any, error) {
 		if p, ok := obj.(*corev1.Pod); ok {
@@ -76,7 +85,7 @@ func NewStore(client kubernetes.Interface, node string) *Store {
 			return []string{string(p.UID)}, nil
 		},
 	})
-	return &Store{node: node, factory: factory, informer: inf}
+	return &Store{node: node, informer: inf, stopped: make(chan struct{})}
 }
 
 func onlyNames(cs []corev1.Container) []corev1.Container {
@@ -100,17 +109,20 @@ func (s *Store) Run(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
-	s.factory.Start(ctx.Done())
+	go func() {
+		defer close(s.stopped)
+		s.informer.Run(ctx.Done())
+	}()
 	if !cache.WaitForCacheSync(ctx.Done(), s.informer.HasSynced) {
 		return fmt.Errorf("pod watch for node %q did not sync: %w", s.node, context.Cause(ctx))
 	}
 	return nil
 }
 
-// Shutdown stops the watch goroutines after ctx (given to Run) is done.
+// Shutdown waits for the watch to stop after ctx (given to Run) is done.
 func (s *Store) Shutdown() {
 	if s != nil {
-		s.factory.Shutdown()
+		<-s.stopped
 	}
 }
 
@@ -170,10 +182,27 @@ func FromEnvironment() (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("in-cluster config: %w", err)
 	}
-	cfg.UserAgent = "asobserve"
-	client, err := kubernetes.NewForConfig(cfg)
+	return FromConfig(cfg, node)
+}
+
+// FromConfig builds a Store that watches node's pods through the API server cfg names.
+// Its client knows core/v1 only: the typed clientset would link and register every API
+// group, which costs the agent megabytes of binary and memory for nothing.
+func FromConfig(cfg *rest.Config, node string) (*Store, error) {
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c := rest.CopyConfig(cfg)
+	c.UserAgent = "asobserve"
+	c.APIPath = "/api"
+	c.GroupVersion = &corev1.SchemeGroupVersion
+	c.ContentType = runtime.ContentTypeProtobuf
+	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	client, err := rest.RESTClientFor(c)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return NewStore(client, node), nil
+	return NewStore(NodePods(client, node), node), nil
 }
