@@ -33,17 +33,23 @@ var perAttemptStages = []string{semconv.StageConnAcquire, semconv.StageIO, semco
 
 // The stage breakdown and the node each op was sent to are the same for every client
 // major: the matrix target of each runs all 15 seed operations against 3 nodes with 2 ms of
-// server latency, profiled with stages on.
+// server latency, profiled with stages on. The builds differ as the matrix diagonal's do: a
+// stripped v6 from the oldest toolchain (struct offsets from the table), a PIE v7, a v8.
 func TestStagesPerClientMajor(t *testing.T) {
 	e2etest.RequireRoot(t)
 	t.Cleanup(e2etest.RemoveTargets)
-	for _, client := range []string{"v6", "v7", "v8"} {
-		t.Run(client, func(t *testing.T) { checkStagesForClient(t, client) })
+	for _, b := range []e2etest.TargetBuild{
+		{Client: "v6", Toolchain: "go1.21.13", Flags: []string{"-ldflags=-s -w"}},
+		{Client: "v7", Toolchain: "go1.24.13", Flags: []string{"-buildmode=pie"}},
+		{Client: "v8", Toolchain: "local"},
+	} {
+		t.Run(b.Client, func(t *testing.T) { checkStagesForClient(t, b) })
 	}
 }
 
-func checkStagesForClient(t *testing.T, client string) {
-	bin, err := e2etest.BuildTarget(t, e2etest.TargetBuild{Client: client, Toolchain: "local"})
+func checkStagesForClient(t *testing.T, build e2etest.TargetBuild) {
+	client := build.Client
+	bin, err := e2etest.BuildTarget(t, build)
 	if err != nil {
 		t.Fatal(err)
 	}
