@@ -25,6 +25,29 @@ func observeWith(t *testing.T, bin string, cluster *testserver.Cluster, faults [
 	t.Helper()
 	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), args...)
 	rec := metrics.New(metrics.Options{})
+	agent := runAgent(t, rec, opts)
+	id := &metrics.Identity{Service: "workload"}
+	if _, err := agent.Attach(w.PID, id); err != nil {
+		t.Fatal(err)
+	}
+	cluster.SetFaults(faults)
+	w.Go(t)
+	if during != nil {
+		during(agent, rec)
+	}
+	truth := w.Wait(t, workloadLimit)
+	cluster.SetFaults(nil)
+	Drain(t, agent)
+	return rec, agent, e2etest.OpSeries(t, rec.Registry, "workload"), e2etest.TruthSeries(truth)
+}
+
+// workloadLimit bounds how long observeWith waits for its workload; the long safety run
+// raises it with its call count.
+var workloadLimit = 5 * time.Minute
+
+// runAgent starts an agent reading its ring buffer until the test ends.
+func runAgent(t *testing.T, rec *metrics.Recorder, opts attach.Options) *attach.Agent {
+	t.Helper()
 	agent, err := attach.New(rec, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -35,19 +58,7 @@ func observeWith(t *testing.T, bin string, cluster *testserver.Cluster, faults [
 		agent.Close()
 		<-done
 	})
-	id := &metrics.Identity{Service: "workload"}
-	if _, err := agent.Attach(w.PID, id); err != nil {
-		t.Fatal(err)
-	}
-	cluster.SetFaults(faults)
-	w.Go(t)
-	if during != nil {
-		during(agent, rec)
-	}
-	truth := w.Wait(t, 5*time.Minute)
-	cluster.SetFaults(nil)
-	Drain(t, agent)
-	return rec, agent, e2etest.OpSeries(t, rec.Registry, "workload"), e2etest.TruthSeries(truth)
+	return agent
 }
 
 // Drain waits until every record the kernel produced has been read.

@@ -24,7 +24,8 @@ import (
 var cheapMix = []string{"--mix", "get=1,put=1,exists=1", "--keys", "100"}
 
 // safetyCalls is the probed-call count of the stack-growth test: 1M by default (about a
-// minute here), ASOBSERVE_SAFETY_CALLS=10000000 for the long run.
+// minute here), ASOBSERVE_SAFETY_CALLS=10000000 for the long run (given up to two
+// minutes per million calls).
 func safetyCalls(t *testing.T) int {
 	t.Helper()
 	v := os.Getenv("ASOBSERVE_SAFETY_CALLS")
@@ -44,6 +45,10 @@ func safetyCalls(t *testing.T) int {
 func TestStackGrowthMillionCalls(t *testing.T) {
 	e2etest.RequireRoot(t)
 	calls := safetyCalls(t)
+	if limit := time.Duration(calls/1_000_000) * 2 * time.Minute; limit > workloadLimit {
+		defer func(old time.Duration) { workloadLimit = old }(workloadLimit)
+		workloadLimit = limit
+	}
 	bin := e2etest.BuildAsobserve(t)
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
 	start := time.Now()

@@ -75,16 +75,7 @@ func checkStagesForClient(t *testing.T, build e2etest.TargetBuild) {
 		servers[op][addr]++
 		serversMu.Unlock()
 	}
-	agent, err := attach.New(rec, attach.Options{Stages: true, Tracing: true, OnOp: onOp, OnStage: p.onStage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- agent.Run() }()
-	t.Cleanup(func() {
-		agent.Close()
-		<-done
-	})
+	agent := runAgent(t, rec, attach.Options{Stages: true, Tracing: true, OnOp: onOp, OnStage: p.onStage})
 	tgt, err := agent.Attach(w.PID, &metrics.Identity{Service: "target"})
 	if err != nil {
 		t.Fatal(err)
@@ -116,15 +107,7 @@ func checkStagesForClient(t *testing.T, build e2etest.TargetBuild) {
 		}
 	}
 	batches := opCount[semconv.OpBatchRead] + opCount[semconv.OpBatchOperate] + opCount[semconv.OpBatchRemove]
-	var keyParse uint64
-	for k, s := range stages {
-		if k.Stage == semconv.StageKeyParse {
-			keyParse += s.Count
-		}
-	}
-	if keyParse != batches {
-		t.Errorf("key_parse counted %d times, want once per batch call: %d", keyParse, batches)
-	}
+	checkKeyParseOncePerBatch(t, stages, batches)
 	// Multi-node operations: every node command is tied to its op (through the keys or
 	// records slice of a batch, the recordset of a scan or query) and makes its attempt.
 	for _, op := range []string{semconv.OpBatchRead, semconv.OpBatchOperate, semconv.OpBatchRemove, semconv.OpScan, semconv.OpQuery} {

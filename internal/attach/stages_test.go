@@ -88,15 +88,7 @@ func TestStagesBreakDownOperations(t *testing.T) {
 	}
 	batches := want[e2etest.K("batch_read", "test", "users", "")].Count + want[e2etest.K("batch_operate", "test", "users", "")].Count +
 		want[e2etest.K("batch_remove", "test", "users", "")].Count
-	var keyParse uint64
-	for k, v := range stages {
-		if k.Stage == semconv.StageKeyParse {
-			keyParse += v.Count
-		}
-	}
-	if keyParse != batches {
-		t.Errorf("key_parse counted %d times, want once per batch call: %d", keyParse, batches)
-	}
+	checkKeyParseOncePerBatch(t, stages, batches)
 	if s := stages[e2etest.StageKey{Stage: semconv.StageLimiterWait, Op: semconv.OpBatchRead}]; s.Sum == 0 {
 		t.Errorf("limiter_wait is zero with ConcurrentNodes=1 on 3 nodes: %+v", s)
 	}
@@ -134,6 +126,20 @@ func TestStagesBreakDownOperations(t *testing.T) {
 	}
 	if med := median(parse); med >= 1e6 {
 		t.Errorf("parse p50 = %.3fms, want microseconds", float64(med)/1e6)
+	}
+}
+
+// checkKeyParseOncePerBatch: keys are split into node batches once per batch call.
+func checkKeyParseOncePerBatch(t *testing.T, stages map[e2etest.StageKey]e2etest.Series, batches uint64) {
+	t.Helper()
+	var keyParse uint64
+	for k, v := range stages {
+		if k.Stage == semconv.StageKeyParse {
+			keyParse += v.Count
+		}
+	}
+	if keyParse != batches {
+		t.Errorf("key_parse counted %d times, want once per batch call: %d", keyParse, batches)
 	}
 }
 
