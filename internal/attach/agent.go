@@ -416,13 +416,20 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		a.rows[idx].Store(&rowInfo{row: row})
 		e.rows = append(e.rows, resolvedRow{row: row, idx: idx, fn: fn})
 	}
-	ops := 0
 	for _, r := range e.rows {
-		if !r.row.IsStage() && !r.row.ForTracing() {
-			ops++
+		switch {
+		case r.row.Kind == probes.SpanStart:
+			e.info.AppSpans = true
+		case r.row.IsStage():
+			e.info.StageFunctions++
+		case r.row.Core():
+			e.info.Functions++
+			if r.row.Return {
+				e.info.ReturnProbes += len(r.fn.RetOffsets)
+			}
 		}
 	}
-	if ops == 0 {
+	if e.info.Functions == 0 {
 		return fail(fmt.Errorf("%s uses %s %s but none of its operation functions are in the binary: this client version is not supported by this asobserve build",
 			bin.Target, bin.ClientModule, bin.ClientVersion))
 	}
@@ -432,21 +439,6 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	if a.stages {
 		if err := a.attachLinks(e, true); err != nil {
 			return fail(err)
-		}
-	}
-	for _, r := range e.rows {
-		if r.row.Kind == probes.SpanStart {
-			e.info.AppSpans = true
-		}
-		if r.row.IsStage() || r.row.ForTracing() {
-			if r.row.IsStage() {
-				e.info.StageFunctions++
-			}
-			continue
-		}
-		e.info.Functions++
-		if r.row.Return {
-			e.info.ReturnProbes += len(r.fn.RetOffsets)
 		}
 	}
 	e.info.AttachTime = time.Since(start)
@@ -463,7 +455,11 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 	var entry, ret probePoints
 	for _, r := range e.rows {
-		if stages && (a.withOps(r.row) || !r.row.IsStage()) || !stages && !a.withOps(r.row) {
+		in := a.withOps(r.row)
+		if stages {
+			in = r.row.IsStage() && !in
+		}
+		if !in {
 			continue
 		}
 		if r.row.Entry {
@@ -493,10 +489,7 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 // withOps reports whether a row is attached for as long as the executable is, rather than
 // only while stage profiling is on.
 func (a *Agent) withOps(r probes.Row) bool {
-	if r.ForTracing() && a.opts.Tracing {
-		return true
-	}
-	return !r.IsStage() && !r.ForTracing()
+	return r.Core() || r.ForTracing() && a.opts.Tracing
 }
 
 type probePoints struct{ offsets, cookies []uint64 }

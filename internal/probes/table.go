@@ -85,6 +85,9 @@ func (r Row) ForTracing() bool {
 	return r.Flags&FlagNode != 0 || r.Kind == SpanStart || r.Kind == SpanEnd
 }
 
+// Core reports whether the row serves the operation metrics: neither a stage nor tracing.
+func (r Row) Core() bool { return !r.IsStage() && !r.ForTracing() }
+
 // IsStage reports whether the row is attached only while stage profiling is on.
 func (r Row) IsStage() bool {
 	switch r.Kind {
