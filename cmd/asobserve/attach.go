@@ -64,7 +64,7 @@ func runAttach(cfg *config.Config, pid int, duration, linger time.Duration) erro
 	if err != nil {
 		return err
 	}
-	logAttached(s.logger, t)
+	s.logAttached(t)
 	s.logger.Printf("%s; serving http://%s/metrics", stageStateLine(cfg.Bool(config.Stages)), s.public.Addr())
 	return waitForEnd(s, pid, duration, linger)
 }

@@ -128,7 +128,7 @@ func (a agentAttacher) Attach(pid int, _ string, id *metrics.Identity) error {
 	if err != nil {
 		return err
 	}
-	logAttached(a.s.logger, t)
+	a.s.logAttached(t)
 	return nil
 }
 

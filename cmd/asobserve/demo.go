@@ -85,7 +85,7 @@ func runDemo(cfg *config.Config, duration time.Duration, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logAttached(s.logger, t)
+	s.logAttached(t)
 	fmt.Fprintf(out, "metrics: http://%s/metrics   (%s)\n\n", s.public.Addr(), stageStateLine(cfg.Bool(config.Stages)))
 	cluster.SetFaults([]testserver.Fault{{Set: "sessions", Command: "read", Latency: 2 * time.Millisecond}})
 	_ = wl.Process.Signal(syscall.SIGUSR1)

@@ -129,13 +129,14 @@ func (s *session) close() {
 	}
 }
 
-func logAttached(l *log.Logger, t *attach.Target) {
+func (s *session) logAttached(t *attach.Target) {
+	l := s.logger
 	b := t.Binary
 	l.Printf("attached to pid %d (%s, service %q): %s %s, %s, %d functions, %d return probes, %d stage functions available, in %s",
 		t.PID, b.Path, t.Identity.Service, b.ClientModule, b.ClientVersion, b.GoVersion, b.Functions, b.ReturnProbes, b.StageFunctions,
 		b.AttachTime.Round(1e5))
-	if b.AppSpans {
-		l.Printf("pid %d traces itself with the OpenTelemetry Go SDK: its live spans become the parents of operation spans (with --tracing)", t.PID)
+	if b.AppSpans && s.spans != nil {
+		l.Printf("pid %d links the OpenTelemetry Go SDK: operations run under one of its live spans become that span's children", t.PID)
 	}
 }
 
