@@ -124,6 +124,7 @@ enum row_kind {
 	KIND_ATTEMPT = 11,     // getConnection: an attempt starts; timed as conn_acquire too
 	KIND_SPAN_START = 12,  // the app's OTel SDK made a recording span (return): it is active
 	KIND_SPAN_END = 13,    // the app's span ends (entry): the span it was started under is active again
+	KIND_SPAWN = 14,       // runtime.newproc1: a new goroutine starts under its creator's live span
 };
 
 enum locator {
@@ -409,6 +410,14 @@ struct {
 	__type(key, struct pkey);
 	__type(value, __u64);
 } span_goroutine SEC(".maps");
+
+// The creating goroutine of each newproc1 call in flight, keyed by the g0 it runs on.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gkey);
+	__type(value, __u64);
+} spawning SEC(".maps");
 
 // Never written: the zero value app_spans entries start from (too big for the stack).
 struct {
@@ -919,6 +928,38 @@ static __always_inline void span_end(struct regs *ctx, struct gkey *k)
 		bpf_map_delete_elem(&app_spans, &owner);
 }
 
+// spawn_return: newproc1 (on g0) made newg for the goroutine that said `go`. The new
+// goroutine starts with its creator's innermost live span as its own base, as a context
+// captured by the goroutine's closure would; a creator without one leaves it none. Either
+// way the entry is rewritten, so a reused g never keeps a finished goroutine's spans.
+static __always_inline void spawn_return(struct regs *ctx, struct gkey *k)
+{
+	__u64 *creator = bpf_map_lookup_elem(&spawning, k);
+	if (!creator)
+		return;
+	struct gkey from = {.tgid = k->tgid, .g = *creator};
+	struct gkey to = {.tgid = k->tgid, .g = go_word(ctx, 0)};
+	bpf_map_delete_elem(&spawning, k);
+	if (!to.g)
+		return;
+	struct app_spans *live = bpf_map_lookup_elem(&app_spans, &from);
+	if (!live || live->depth == 0 || live->depth > SPAN_DEPTH) {
+		bpf_map_delete_elem(&app_spans, &to);
+		return;
+	}
+	__u32 zero = 0;
+	struct app_spans *fresh = bpf_map_lookup_elem(&no_spans, &zero);
+	if (!fresh)
+		return;
+	bpf_map_update_elem(&app_spans, &to, fresh, BPF_ANY);
+	struct app_spans *child = bpf_map_lookup_elem(&app_spans, &to);
+	if (!child)
+		return;
+	// span 0 marks an inherited base: no End on this goroutine removes it.
+	child->sc[0] = live->sc[(live->depth - 1) & (SPAN_DEPTH - 1)];
+	child->depth = 1;
+}
+
 static __always_inline int handle_entry(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -955,6 +996,11 @@ static __always_inline int handle_entry(struct pt_regs *ctx)
 	case KIND_SPAN_END:
 		span_end(&R, &k);
 		return 0;
+	case KIND_SPAWN: {
+		__u64 creator = go_word(&R, 1);
+		bpf_map_update_elem(&spawning, &k, &creator, BPF_ANY);
+		return 0;
+	}
 	case KIND_IO_WRITE: {
 		if (r->flags & FLAG_NODE)
 			note_node(&R, r, &k);
@@ -996,6 +1042,9 @@ static __always_inline int handle_return(struct pt_regs *ctx)
 		return 0;
 	case KIND_SPAN_START:
 		span_start(&R, r, &k);
+		return 0;
+	case KIND_SPAWN:
+		spawn_return(&R, &k);
 		return 0;
 	case KIND_IO_READ: {
 		struct io_state *ios = bpf_map_lookup_elem(&io, &k);

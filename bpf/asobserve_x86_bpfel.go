@@ -154,6 +154,7 @@ const (
 	AsobserveMapRows              = "rows"
 	AsobserveMapSeq               = "seq"
 	AsobserveMapSpanGoroutine     = "span_goroutine"
+	AsobserveMapSpawning          = "spawning"
 	AsobserveMapSpawns            = "spawns"
 	AsobserveMapStages            = "stages"
 	AsobserveMapWorkers           = "workers"
@@ -235,6 +236,7 @@ type AsobserveMapSpecs struct {
 	Rows          *ebpf.MapSpec `ebpf:"rows"`
 	Seq           *ebpf.MapSpec `ebpf:"seq"`
 	SpanGoroutine *ebpf.MapSpec `ebpf:"span_goroutine"`
+	Spawning      *ebpf.MapSpec `ebpf:"spawning"`
 	Spawns        *ebpf.MapSpec `ebpf:"spawns"`
 	Stages        *ebpf.MapSpec `ebpf:"stages"`
 	Workers       *ebpf.MapSpec `ebpf:"workers"`
@@ -282,6 +284,7 @@ type AsobserveMaps struct {
 	Rows          *ebpf.Map `ebpf:"rows"`
 	Seq           *ebpf.Map `ebpf:"seq"`
 	SpanGoroutine *ebpf.Map `ebpf:"span_goroutine"`
+	Spawning      *ebpf.Map `ebpf:"spawning"`
 	Spawns        *ebpf.Map `ebpf:"spawns"`
 	Stages        *ebpf.Map `ebpf:"stages"`
 	Workers       *ebpf.Map `ebpf:"workers"`
@@ -302,6 +305,7 @@ func (m *AsobserveMaps) Close() error {
 		m.Rows,
 		m.Seq,
 		m.SpanGoroutine,
+		m.Spawning,
 		m.Spawns,
 		m.Stages,
 		m.Workers,

@@ -388,7 +388,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		if row.Optional && !bin.HasFunc(sym) {
 			continue
 		}
-		if (row.Kind == probes.SpanStart || row.Kind == probes.SpanEnd) && !appSpans {
+		if row.FollowsAppSpans() && !appSpans {
 			continue
 		}
 		fn, err := bin.Func(sym)

@@ -23,6 +23,7 @@ const (
 	Attempt     Kind = 11 // connection acquire: one attempt starts
 	SpanStart   Kind = 12 // the target's OTel SDK made a recording span (return)
 	SpanEnd     Kind = 13 // the target's OTel span ends (entry)
+	Spawn       Kind = 14 // runtime.newproc1: a goroutine inherits its creator's live span
 )
 
 // Loc mirrors enum locator in bpf/asobserve.c: how namespace and set are found.
@@ -82,7 +83,12 @@ type Row struct {
 // ForTracing reports whether the row serves tracing: the node an op was sent to, and the
 // target's own OTel spans that become parents.
 func (r Row) ForTracing() bool {
-	return r.Flags&FlagNode != 0 || r.Kind == SpanStart || r.Kind == SpanEnd
+	return r.Flags&FlagNode != 0 || r.FollowsAppSpans()
+}
+
+// FollowsAppSpans reports whether the row tracks the target's own OTel spans.
+func (r Row) FollowsAppSpans() bool {
+	return r.Kind == SpanStart || r.Kind == SpanEnd || r.Kind == Spawn
 }
 
 // Core reports whether the row serves the operation metrics: neither a stage nor tracing.
@@ -139,14 +145,16 @@ var (
 const OTelSDKTrace = "go.opentelemetry.io/otel/sdk/trace"
 
 // appSpanRows follow the target's own OpenTelemetry SDK spans, so that an operation run
-// on the goroutine of a live span gets it as parent. Any client major, any SDK version
+// on the goroutine of a live span, or on a goroutine started under one, gets it as parent. Any client major, any SDK version
 // since v1.0 (the functions and recordingSpan.spanContext have kept their shape).
 func appSpanRows() []Row {
 	start := helper(OTelSDKTrace+".(*tracer).newRecordingSpan", SpanStart, false, true)
 	end := helper(OTelSDKTrace+".(*recordingSpan).End", SpanEnd, true, false)
-	start.External, end.External = true, true
+	// The creator is newproc1's second argument, the new g its result; it runs on g0.
+	spawn := helper("runtime.newproc1", Spawn, true, true)
+	start.External, end.External, spawn.External = true, true, true
 	start.PtrWord, end.PtrWord = 0, 0
-	return []Row{start, end}
+	return []Row{start, end, spawn}
 }
 
 // v7 is aerospike-client-go v7 (checked against v7.10.2, Go 1.21-1.26, amd64).

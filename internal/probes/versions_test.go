@@ -120,15 +120,15 @@ func TestEveryMajorFollowsTheTargetsOwnSpans(t *testing.T) {
 	for _, major := range SupportedMajors() {
 		var kinds []Kind
 		for _, r := range ForMajor(major) {
-			if r.Kind == SpanStart || r.Kind == SpanEnd {
+			if r.FollowsAppSpans() {
 				if !r.External || !r.Optional || !r.ForTracing() || r.IsStage() {
 					t.Errorf("v%d row %s = %+v: want an optional external tracing row", major, r.Symbol, r)
 				}
 				kinds = append(kinds, r.Kind)
 			}
 		}
-		if !slices.Equal(kinds, []Kind{SpanStart, SpanEnd}) {
-			t.Errorf("v%d span rows %v, want one start and one end", major, kinds)
+		if !slices.Equal(kinds, []Kind{SpanStart, SpanEnd, Spawn}) {
+			t.Errorf("v%d span rows %v, want start, end and spawn", major, kinds)
 		}
 	}
 }

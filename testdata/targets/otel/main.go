@@ -71,6 +71,17 @@ func main() {
 		}
 		out = append(out, expect(set, "put", parent))
 	}
+	inGoroutine := func(set string) {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := client.Put(nil, key(set), as.BinMap{"n": 1}); err != nil {
+				fail(err)
+			}
+		}()
+		wg.Wait()
+	}
 	for r := 0; r < *rounds; r++ {
 		ctx := context.Background()
 
@@ -98,19 +109,16 @@ func main() {
 		out = append(out, expect("batch", "batch_read", b))
 		b.End()
 
-		// Another goroutine does not inherit the span (not tracked).
+		// A goroutine started under a span runs under it, as its closure's context would.
 		_, g := sampled.Start(ctx, "spawner")
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := client.Put(nil, key("goroutine"), as.BinMap{"n": 1}); err != nil {
-				fail(err)
-			}
-		}()
-		wg.Wait()
-		out = append(out, expect("goroutine", "put", nil))
+		inGoroutine("goroutine")
+		out = append(out, expect("goroutine", "put", g))
 		g.End()
+
+		// A goroutine started with no live span has none, whatever goroutine ran before it
+		// (the runtime reuses their descriptors).
+		inGoroutine("late-goroutine")
+		out = append(out, expect("late-goroutine", "put", nil))
 
 		// A span the app does not sample is no parent.
 		_, u := unsampled.Start(ctx, "unsampled")
