@@ -726,15 +726,23 @@ func (a *Agent) handle(dec *decoder.Decoder, raw []byte, op *decoder.OpEvent, st
 	}
 }
 
-func (a *Agent) handleOp(ev *decoder.OpEvent) {
-	ri := a.rows[ev.Row%maxRows].Load()
-	v, ok := a.targets.Load(ev.PID)
+// resolve finds the target and operation name a record belongs to; a record of an unknown
+// row or process counts as invalid.
+func (a *Agent) resolve(pid uint32, row uint16, alternate bool) (*Target, string, bool) {
+	ri := a.rows[row%maxRows].Load()
+	v, ok := a.targets.Load(pid)
 	if ri == nil || !ok {
 		a.rec.EventsInvalid.Inc()
+		return nil, "", false
+	}
+	return v.(*Target), ri.opName(alternate), true
+}
+
+func (a *Agent) handleOp(ev *decoder.OpEvent) {
+	t, opName, ok := a.resolve(ev.PID, ev.Row, ev.Alternate)
+	if !ok {
 		return
 	}
-	t := v.(*Target)
-	opName := ri.opName(ev.Alternate)
 	errType := outcome.ErrorType(opName, ev.Failed, int(ev.Cause))
 	a.rec.ObserveOp(t.Identity, metrics.OpSample{Op: opName, Namespace: ev.Namespace, Set: ev.Set,
 		ErrorType: errType, Duration: time.Duration(ev.End - ev.Start)})
@@ -744,14 +752,11 @@ func (a *Agent) handleOp(ev *decoder.OpEvent) {
 }
 
 func (a *Agent) handleStage(ev *decoder.StageEvent) {
-	ri := a.rows[ev.Row%maxRows].Load()
-	v, ok := a.targets.Load(ev.PID)
-	if ri == nil || !ok {
-		a.rec.EventsInvalid.Inc()
+	t, opName, ok := a.resolve(ev.PID, ev.Row, ev.Alternate)
+	if !ok {
 		return
 	}
-	t := v.(*Target)
-	stage, opName := semconv.Stages[ev.Stage], ri.opName(ev.Alternate)
+	stage := semconv.Stages[ev.Stage]
 	a.rec.ObserveStage(t.Identity, metrics.StageSample{Stage: stage, Op: opName, Duration: time.Duration(ev.End - ev.Start)})
 	if a.opts.OnStage != nil {
 		a.opts.OnStage(t, ev, stage, opName)

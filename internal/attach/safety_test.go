@@ -155,13 +155,7 @@ func TestAttachUnderFullLoad(t *testing.T) {
 
 	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), args...)
 	rec := metrics.New(metrics.Options{})
-	agent, err := attach.New(rec, attach.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- agent.Run() }()
-	t.Cleanup(func() { agent.Close(); <-done })
+	agent := runAgent(t, rec, attach.Options{})
 	goAt := time.Now()
 	w.Go(t)
 	time.Sleep(time.Second)
@@ -206,13 +200,7 @@ func TestTargetExecAndExit(t *testing.T) {
 	bin := e2etest.BuildAsobserve(t)
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
 	rec := metrics.New(metrics.Options{})
-	agent, err := attach.New(rec, attach.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- agent.Run() }()
-	t.Cleanup(func() { agent.Close(); <-done })
+	agent := runAgent(t, rec, attach.Options{})
 
 	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), append([]string{"--count", "2000", "--concurrency", "2"}, cheapMix...)...)
 	if _, err := agent.Attach(w.PID, &metrics.Identity{Service: "workload"}); err != nil {
