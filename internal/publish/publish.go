@@ -362,18 +362,14 @@ func (p *Publisher) sendLoop() {
 			return
 		default:
 		}
-		batch := p.take(p.s.BatchSize)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := p.push(ctx, batch)
+		err := p.pushBatch(ctx)
 		cancel()
-		p.settle(err == nil)
 		if err == nil {
-			p.pushed.Add(float64(len(batch)))
 			flog.ok()
 			backoff = p.s.BackoffInitial
 			continue
 		}
-		p.errs.Inc()
 		flog.failed(err, backoff)
 		if !p.sleep(p.stop, backoff) {
 			p.flush(&flog)
@@ -383,6 +379,19 @@ func (p *Publisher) sendLoop() {
 	}
 }
 
+// pushBatch pushes the next batch and settles the queue and counters by the outcome.
+func (p *Publisher) pushBatch(ctx context.Context) error {
+	batch := p.take(p.s.BatchSize)
+	err := p.push(ctx, batch)
+	p.settle(err == nil)
+	if err != nil {
+		p.errs.Inc()
+		return err
+	}
+	p.pushed.Add(float64(len(batch)))
+	return nil
+}
+
 // flush pushes everything pending, partial batch included, until FlushTimeout; what is left
 // then counts as dropped.
 func (p *Publisher) flush(flog *failureLog) {
@@ -390,17 +399,13 @@ func (p *Publisher) flush(flog *failureLog) {
 	deadline := time.Now().Add(p.s.FlushTimeout)
 	backoff := p.s.BackoffInitial
 	for p.Pending() > 0 && time.Now().Before(deadline) {
-		batch := p.take(p.s.BatchSize)
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		err := p.push(ctx, batch)
+		err := p.pushBatch(ctx)
 		cancel()
-		p.settle(err == nil)
 		if err == nil {
-			p.pushed.Add(float64(len(batch)))
 			flog.ok()
 			continue
 		}
-		p.errs.Inc()
 		flog.failed(err, backoff)
 		wait := min(backoff, time.Until(deadline))
 		if wait > 0 {
