@@ -36,19 +36,29 @@ func startWorkload(bin string, hosts []string, args ...string) (*workloadProc, e
 	all := append([]string{"workload", "--wait-signal", "--hosts", strings.Join(hosts, ",")}, args...)
 	w := &workloadProc{cmd: exec.Command(bin, all...), done: make(chan error, 1)}
 	w.cmd.Stdout = &w.stdout
+	if err := startUntil(w.cmd, &w.stderr, w.done, "workload: ready", 60*time.Second); err != nil {
+		return nil, fmt.Errorf("workload: %w", err)
+	}
+	w.pid = w.cmd.Process.Pid
+	return w, nil
+}
+
+// startUntil starts cmd, copies its stderr into stderr, and returns once a line contains
+// marker; done receives cmd's exit later. A process that exits first or stays silent past
+// timeout is an error (and is killed).
+func startUntil(cmd *exec.Cmd, stderr *bytes.Buffer, done chan error, marker string, timeout time.Duration) error {
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	w.cmd.Stderr = pw
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := w.cmd.Start(); err != nil {
+	cmd.Stderr = pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
-		return nil, err
+		return err
 	}
 	pw.Close()
-	w.pid = w.cmd.Process.Pid
 	ready := make(chan struct{})
 	lines := make(chan struct{})
 	go func() {
@@ -56,9 +66,8 @@ func startWorkload(bin string, hosts []string, args ...string) (*workloadProc, e
 		sc := bufio.NewScanner(pr)
 		signalled := false
 		for sc.Scan() {
-			line := sc.Text()
-			w.stderr.WriteString(line + "\n")
-			if !signalled && strings.HasPrefix(line, "workload: ready") {
+			stderr.WriteString(sc.Text() + "\n")
+			if !signalled && strings.Contains(sc.Text(), marker) {
 				signalled = true
 				close(ready)
 			}
@@ -66,16 +75,17 @@ func startWorkload(bin string, hosts []string, args ...string) (*workloadProc, e
 	}()
 	go func() {
 		<-lines
-		w.done <- w.cmd.Wait()
+		done <- cmd.Wait()
 	}()
 	select {
 	case <-ready:
-		return w, nil
-	case err := <-w.done:
-		return nil, fmt.Errorf("workload exited before ready: %v\n%s", err, w.stderr.String())
-	case <-time.After(60 * time.Second):
-		w.kill()
-		return nil, fmt.Errorf("workload not ready after 60s")
+		return nil
+	case err := <-done:
+		return fmt.Errorf("exited before it was ready: %v\n%s", err, stderr.String())
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("not ready after %s\n%s", timeout, stderr.String())
 	}
 }
 
@@ -171,46 +181,10 @@ type agentProc struct {
 func startAgentProc(bin string, pid int, args ...string) (*agentProc, error) {
 	all := append([]string{"attach", "--pid", strconv.Itoa(pid), "--listen", "127.0.0.1:0", "--admin-listen", ""}, args...)
 	a := &agentProc{cmd: exec.Command(bin, all...), done: make(chan error, 1)}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	if err := startUntil(a.cmd, &a.stderr, a.done, "serving http://", 30*time.Second); err != nil {
+		return nil, fmt.Errorf("asobserve attach: %w", err)
 	}
-	a.cmd.Stderr = pw
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := a.cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return nil, err
-	}
-	pw.Close()
-	ready := make(chan struct{})
-	lines := make(chan struct{})
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(pr)
-		signalled := false
-		for sc.Scan() {
-			a.stderr.WriteString(sc.Text() + "\n")
-			if !signalled && strings.Contains(sc.Text(), "serving http://") {
-				signalled = true
-				close(ready)
-			}
-		}
-	}()
-	go func() {
-		<-lines
-		a.done <- a.cmd.Wait()
-	}()
-	select {
-	case <-ready:
-		return a, nil
-	case err := <-a.done:
-		return nil, fmt.Errorf("asobserve attach exited: %v\n%s", err, a.stderr.String())
-	case <-time.After(30 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-		return nil, fmt.Errorf("asobserve attach not ready after 30s\n%s", a.stderr.String())
-	}
+	return a, nil
 }
 
 func (a *agentProc) stop() error {
