@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//
+// Operations: entry and return of a data operation, async (scan/query) operations and their
+// error sink, where namespace and set are located, the returned error, the op's node, and
+// the op record.
+#pragma once
+
+#include "maps.h"
+
+static __always_inline int in_ranges(struct nest_ranges *nr, __u64 pc)
+{
+	for (int i = 0; i < NEST_RANGES; i++) {
+		if (pc >= nr->lo[i] && pc < nr->hi[i])
+			return 1;
+	}
+	return 0;
+}
+
+// called_from_client reports whether the caller, or the caller's caller (through a
+// public wrapper such as Operate -> operate), is one of the nested-caller functions.
+static __always_inline int called_from_client(struct regs *R, struct target *t)
+{
+	struct nest_ranges *nr = bpf_map_lookup_elem(&nested, &t->exe);
+	if (!nr)
+		return 0;
+	if (in_ranges(nr, return_address(R) - t->bias))
+		return 1;
+#if defined(__TARGET_ARCH_x86)
+	// Go keeps frame pointers: the caller's return address is at [BP+8].
+	if (R->fp && in_ranges(nr, read_u64(R->fp + 8) - t->bias))
+		return 1;
+#endif
+	return 0;
+}
+
+static __always_inline void locate(struct regs *ctx, struct row *r, struct op_state *st)
+{
+	__u64 obj = 0;
+	__u64 w = go_word(ctx, r->loc_word);
+
+	switch (r->loc) {
+	case LOC_KEY:
+	case LOC_STMT:
+		obj = w;
+		break;
+	case LOC_KEY_SLICE:
+		if (go_word(ctx, r->loc_word + 1) > 0)
+			obj = read_u64(w);
+		break;
+	case LOC_BREC_PTR_SLICE:
+		if (go_word(ctx, r->loc_word + 1) > 0)
+			obj = read_u64(read_u64(w) + r->off_key);
+		break;
+	case LOC_BREC_IFACE_SLICE:
+		if (go_word(ctx, r->loc_word + 1) > 0)
+			obj = read_u64(read_u64(w + 8) + r->off_key);
+		break;
+	case LOC_STRINGS:
+		st->ns_ptr = w;
+		st->ns_len = go_word(ctx, r->loc_word + 1);
+		st->set_ptr = go_word(ctx, r->loc_word + 2);
+		st->set_len = go_word(ctx, r->loc_word + 3);
+		return;
+	default:
+		return;
+	}
+	if (!obj)
+		return;
+	__u64 hdr[2] = {};
+	bpf_probe_read_user(hdr, sizeof(hdr), (void *)(obj + r->off_ns));
+	st->ns_ptr = hdr[0];
+	st->ns_len = hdr[1];
+	bpf_probe_read_user(hdr, sizeof(hdr), (void *)(obj + r->off_set));
+	st->set_ptr = hdr[0];
+	st->set_len = hdr[1];
+}
+
+// read_error fills code/cause from the Error interface starting at word err_word.
+static __always_inline void read_error(struct regs *ctx, struct row *r, struct op_state *st)
+{
+	if (r->err_word == NO_WORD)
+		return;
+	__u64 itab = go_word(ctx, r->err_word);
+	__u64 data = go_word(ctx, r->err_word + 1);
+	if (!itab)
+		return;
+	st->failed = 1;
+	if (!data)
+		return;
+	__s64 code = (__s64)read_u64(data + r->off_err_code);
+	st->code = (__s32)code;
+	st->cause = (__s32)code;
+	if (code == -16) { // MAX_RETRIES_EXCEEDED: classify by the wrapped cause
+		__u64 inner = read_u64(data + r->off_err_wrapped + 8);
+		if (inner)
+			st->cause = (__s32)(__s64)read_u64(inner + r->off_err_code);
+	}
+}
+
+static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
+{
+	struct event_op *ev = reserve(sizeof(*ev));
+	if (!ev)
+		return;
+	ev->type = EVENT_OP;
+	ev->flags = (st->failed ? 1 : 0) | (st->alt ? 2 : 0);
+	ev->tgid = tgid;
+	ev->row = st->row;
+	ev->pad = 0;
+	ev->code = st->code;
+	ev->cause = st->cause;
+	ev->pad2 = 0;
+	ev->op_id = st->op_id;
+	ev->start = st->start;
+	ev->end = end;
+	ev->node = st->node;
+	ev->parent = st->parent;
+
+	__u64 n = st->ns_len;
+	if (n > NS_MAX - 1)
+		n = NS_MAX - 1;
+	ev->ns_len = 0;
+	if (st->ns_ptr && n > 0 && bpf_probe_read_user(ev->ns, n & (NS_MAX - 1), (void *)st->ns_ptr) == 0)
+		ev->ns_len = n;
+	__u64 m = st->set_len;
+	if (m > SET_MAX - 1)
+		m = SET_MAX - 1;
+	ev->set_len = 0;
+	if (st->set_ptr && m > 0 && bpf_probe_read_user(ev->set, m & (SET_MAX - 1), (void *)st->set_ptr) == 0)
+		ev->set_len = m;
+	submit(ev);
+}
+
+static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey *k, struct target *t, __u64 now)
+{
+	if (called_from_client(ctx, t))
+		return 0;
+	__u64 depth = frame_depth(ctx);
+	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
+	// A deeper frame of a live op on this goroutine is a nested call (Operate -> operate):
+	// it belongs to the outer op. Older entries are leftovers of a panic.
+	if (cur && depth > cur->depth && now - cur->start < STALE_NS)
+		return 0;
+
+	struct op_state st = {};
+	st.op_id = next_op_id();
+	st.start = now;
+	st.depth = depth;
+	st.row = (__u16)ctx->cookie;
+	if (r->alt_word != NO_WORD && go_word(ctx, r->alt_word) > 0)
+		st.alt = 1;
+	if (t->flags & TARGET_APP_SPANS) {
+		struct app_spans *live = bpf_map_lookup_elem(&app_spans, k);
+		if (live && live->depth > 0 && live->depth <= SPAN_DEPTH)
+			st.parent = live->sc[(live->depth - 1) & (SPAN_DEPTH - 1)];
+	}
+	locate(ctx, r, &st);
+	if (r->flags & FLAG_CORR) {
+		st.corr = go_word(ctx, r->loc_word);
+		if (st.corr) {
+			struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
+			struct owner own = {.op_id = st.op_id, .row = st.row, .alt = st.alt};
+			bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
+		}
+	}
+	bpf_map_update_elem(&inflight, k, &st, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int op_return(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
+	if (!cur || cur->depth != frame_depth(ctx))
+		return 0;
+	struct op_state st = *cur;
+	bpf_map_delete_elem(&inflight, k);
+	if (st.corr) {
+		struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
+		bpf_map_delete_elem(&corr, &pk);
+		bpf_map_delete_elem(&spawns, &st.op_id);
+	}
+	read_error(ctx, r, &st);
+	if (r->kind == KIND_ASYNC_START && !st.failed) {
+		__u64 rs = go_word(ctx, r->ptr_word);
+		if (rs) {
+			struct pkey pk = {.tgid = k->tgid, .ptr = rs};
+			struct op_state *early = bpf_map_lookup_elem(&async_ops, &pk);
+			if (early) {
+				// The worker started before this return: the op began here, though. Its
+				// id stays the worker's, which its stages already carry.
+				early->start = st.start;
+				early->row = st.row;
+				early->parent = st.parent;
+			} else {
+				bpf_map_update_elem(&async_ops, &pk, &st, BPF_ANY);
+			}
+			return 0;
+		}
+	}
+	if (r->kind == KIND_ASYNC_WORKER) {
+		struct pkey pk = {.tgid = k->tgid, .ptr = st.rs};
+		struct op_state *async = bpf_map_lookup_elem(&async_ops, &pk);
+		if (!async)
+			return 0;
+		st = *async;
+		bpf_map_delete_elem(&async_ops, &pk);
+		bpf_map_delete_elem(&corr, &pk);
+		bpf_map_delete_elem(&spawns, &st.op_id);
+	}
+	emit_op(&st, k->tgid, now);
+	return 0;
+}
+
+// The scan/query goroutine: its return ends the op. The op's state lives in async_ops,
+// keyed by recordset, so that errors sent by any goroutine reach it.
+static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	__u64 rs = go_word(ctx, r->ptr_word);
+	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
+	if (!bpf_map_lookup_elem(&async_ops, &pk)) {
+		// The starting call has not returned yet (or was not seen): time from here.
+		struct op_state fresh = {};
+		fresh.op_id = next_op_id();
+		fresh.start = now;
+		fresh.row = (__u16)ctx->cookie;
+		locate(ctx, r, &fresh);
+		bpf_map_update_elem(&async_ops, &pk, &fresh, BPF_NOEXIST);
+	}
+	struct op_state anchor = {.depth = frame_depth(ctx), .rs = rs, .start = now};
+	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
+	if (op) {
+		anchor.op_id = op->op_id;
+		anchor.row = op->row;
+		// Per-node commands share the recordset: link rows find the op through it.
+		struct owner own = {.op_id = op->op_id, .row = op->row};
+		bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
+	}
+	bpf_map_update_elem(&inflight, k, &anchor, BPF_ANY);
+	return 0;
+}
+
+// The first error sent to a recordset is the op's error: it is the first the caller reads.
+static __always_inline void errsink(struct regs *ctx, struct row *r, struct gkey *k)
+{
+	struct pkey pk = {.tgid = k->tgid, .ptr = go_word(ctx, r->ptr_word)};
+	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
+	if (!op || op->failed)
+		return;
+	struct op_state tmp = {};
+	read_error(ctx, r, &tmp);
+	if (tmp.failed) {
+		op->failed = 1;
+		op->code = tmp.code;
+		op->cause = tmp.cause;
+	}
+}
+
+// note_node records which server an operation's command is written to. Only an op's own
+// goroutine counts: per-node batch workers each talk to another node. A single-record op
+// keeps its last attempt's node; a batch that reaches two nodes has no one server.
+static __always_inline void note_node(struct regs *ctx, struct row *r, struct gkey *k)
+{
+	struct op_state *st = bpf_map_lookup_elem(&inflight, k);
+	if (!st || st->rs)
+		return;
+	__u64 conn = go_word(ctx, 0);
+	if (!conn)
+		return;
+	__u64 node = read_u64(conn + r->off_node);
+	if (!node)
+		return;
+	if (st->corr && st->node && st->node != node)
+		node = NODE_MANY;
+	st->node = node;
+}

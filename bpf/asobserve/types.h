@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+//
+// Every type of the programs: the enums and records user space shares (bpf2go generates
+// their Go side, see gen.go), and the state the programs keep in their maps.
+#pragma once
+
+#include <linux/types.h>
+
+#define NS_MAX 32
+#define SET_MAX 64
+#define MAX_ROWS 1024
+#define NODE_MANY 1
+#define SPAN_DEPTH 8
+#define NO_WORD 0xff
+#define STALE_NS (60ULL * 1000000000ULL)
+
+enum row_kind {
+	KIND_OP = 1,           // a data operation, entry to return on one goroutine
+	KIND_ASYNC_START = 2,  // Scan/QueryPartitions: returns a recordset, the op ends later
+	KIND_ASYNC_WORKER = 3, // scan/queryPartitions: the goroutine whose return ends the op
+	KIND_ERRSINK = 5,      // Recordset.sendError: the async op's error
+	KIND_STAGE = 6,        // a stage timed entry to return on the owning goroutine
+	KIND_LINK = 7,         // per-node batch command Execute: ties a worker goroutine to its op
+	KIND_IO_WRITE = 8,     // Connection.Write entry: io starts
+	KIND_IO_READ = 9,      // Connection.Read return: the first one after a write ends io
+	KIND_PARSE_END = 10,   // parseResult return: parse and attempt end
+	KIND_ATTEMPT = 11,     // getConnection: an attempt starts; timed as conn_acquire too
+	KIND_SPAN_START = 12,  // the app's OTel SDK made a recording span (return): it is active
+	KIND_SPAN_END = 13,    // the app's span ends (entry): the span it was started under is active again
+	KIND_SPAWN = 14,       // runtime.newproc1: a new goroutine starts under its creator's live span
+};
+
+enum locator {
+	LOC_NONE = 0,
+	LOC_KEY = 1,           // word is *Key
+	LOC_KEY_SLICE = 2,     // word is []*Key; the first key names the batch
+	LOC_BREC_PTR_SLICE = 3,   // word is []*BatchRead
+	LOC_BREC_IFACE_SLICE = 4, // word is []BatchRecordIfc
+	LOC_STMT = 5,          // word is *Statement
+	LOC_STRINGS = 6,       // words are namespace string, set string
+};
+
+enum row_flags {
+	FLAG_CORR = 1,        // register the slice data pointer so worker goroutines find the op
+	FLAG_SPAWN_AT_RET = 2, // the stage's return marks a worker spawn (schedule_delay start)
+	FLAG_NODE = 4,         // note the connection's node for the op (server.address)
+};
+
+enum event_type {
+	EVENT_OP = 1,
+	EVENT_STAGE = 2,
+};
+
+enum stage_id {
+	STAGE_KEY_PARSE = 0,
+	STAGE_LIMITER_WAIT = 1,
+	STAGE_SCHEDULE_DELAY = 2,
+	STAGE_CONN_ACQUIRE = 3,
+	STAGE_IO = 4,
+	STAGE_PARSE = 5,
+	STAGE_ATTEMPT = 6,
+	STAGE_MAX = 8,
+};
+
+struct row {
+	__u8 kind;
+	__u8 stage;
+	__u8 loc;
+	__u8 loc_word;
+	__u8 err_word;   // first word of the returned Error interface, NO_WORD if none
+	__u8 alt_word;   // if this word (a slice length) is non-zero the op is the row's alternate
+	__u8 ptr_word;   // recordset / receiver word for async, errsink and link rows
+	__u8 flags;
+	__s32 off_ns;    // namespace string header within the located object
+	__s32 off_set;   // set string header within the located object
+	__s32 off_key;   // BatchRecord.Key within a batch record
+	__s32 off_err_wrapped;
+	__s32 off_err_code;
+	__s32 off_corr;  // slice field of a batch command that shares the caller's backing array
+	__s32 off_node;  // Connection.node, read when flags has FLAG_NODE
+	__s32 off_span_ctx; // recordingSpan.spanContext, for span start rows
+};
+
+struct gkey {
+	__u32 tgid;
+	__u32 pad;
+	__u64 g;
+};
+
+struct pkey {
+	__u32 tgid;
+	__u32 pad;
+	__u64 ptr;
+};
+
+// A trace.SpanContext's ids and flags, as laid out at its start.
+struct span_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 flags;
+	__u8 pad[7];
+};
+
+// The app's live spans on one goroutine, innermost last.
+struct app_spans {
+	__u64 span[SPAN_DEPTH];
+	struct span_ctx sc[SPAN_DEPTH];
+	__u32 depth;
+	__u32 pad;
+};
+
+struct op_state {
+	__u64 op_id;
+	__u64 start;
+	__u64 depth; // g.stack.hi - SP at entry
+	__u64 ns_ptr;
+	__u64 ns_len;
+	__u64 set_ptr;
+	__u64 set_len;
+	__u64 corr;
+	__u64 rs; // recordset of an async op
+	__u64 spawn_ts;
+	__s32 code;
+	__s32 cause;
+	__u16 row;
+	__u8 failed;
+	__u8 alt;
+	__u32 pad;
+	__u64 node; // *Node of the last attempt; NODE_MANY when a batch spans nodes
+	struct span_ctx parent; // the app's active span when the op started
+};
+
+struct owner {
+	__u64 op_id;
+	__u16 row;
+	__u8 alt; // the row's alternate op (Get with bin names is select)
+	__u8 pad[5];
+};
+
+struct worker_state {
+	struct owner own;
+	__u64 depth;
+};
+
+struct stage_key {
+	__u32 tgid;
+	__u32 stage;
+	__u64 g;
+};
+
+struct stage_state {
+	__u64 start;
+	__u64 depth;
+};
+
+struct io_state {
+	__u64 op_id;
+	__u64 io_start;
+	__u64 parse_start;
+	__u64 attempt_start;
+};
+
+// Records sent to user space. internal/decoder mirrors these layouts byte for byte.
+struct event_op {
+	__u8 type;
+	__u8 flags; // bit0 failed, bit1 alternate op
+	__u8 ns_len;
+	__u8 set_len;
+	__u32 tgid;
+	__u16 row;
+	__u16 pad;
+	__s32 code;
+	__s32 cause;
+	__u32 pad2;
+	__u64 op_id;
+	__u64 start;
+	__u64 end;
+	char ns[NS_MAX];
+	char set[SET_MAX];
+	__u64 node; // as op_state.node; user space reads its host and port
+	struct span_ctx parent;
+};
+
+struct event_stage {
+	__u8 type;
+	__u8 stage;
+	__u16 row; // the owning operation's row
+	__u32 tgid;
+	__u64 op_id;
+	__u64 start;
+	__u64 end;
+	__u64 flags; // bit1 alternate op, as in event_op
+};
+
+// Keep the record types in BTF, where a test compares them with the decoder's layout.
+const struct event_op *unused_event_op __attribute__((unused));
+const struct event_stage *unused_event_stage __attribute__((unused));
+
+#define NEST_RANGES 16
+#define MAX_EXES 64
+
+// A watched process: which executable slot it runs and its load bias (PIE).
+struct target {
+	__u64 bias;
+	__u32 exe;
+	__u32 flags; // TARGET_APP_SPANS: its own OTel spans are followed
+};
+
+#define TARGET_APP_SPANS 1
+
+// Per executable: link-time address ranges of client functions that call public
+// operations internally (a batch's one-key node share runs client.Get and friends).
+// An operation called from inside them is part of the enclosing batch.
+struct nest_ranges {
+	__u64 lo[NEST_RANGES];
+	__u64 hi[NEST_RANGES];
+};
