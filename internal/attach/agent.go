@@ -111,7 +111,7 @@ type exeProbes struct {
 }
 
 type resolvedRow struct {
-	row probes.Row
+	row probes.Probe
 	idx uint32
 	fn  *inspect.Func
 }
@@ -333,7 +333,10 @@ func exeKeyOf(pid int) (exeKey, error) {
 
 func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	start := time.Now()
-	table := probes.ForMajor(bin.ClientMajor)
+	table, err := probes.ForVersion(bin.ClientMajor, bin.ClientVersion)
+	if err != nil {
+		return nil, err
+	}
 	if table == nil {
 		return nil, fmt.Errorf("%s uses %s %s, which this asobserve build has no probe table for: supported majors are %v",
 			bin.Target, bin.ClientModule, bin.ClientVersion, probes.SupportedMajors())
@@ -357,15 +360,9 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	if err := a.writeNested(e); err != nil {
 		return fail(err)
 	}
-	offs, err := resolveOffsets(bin)
-	if err != nil {
-		return fail(err)
-	}
-	e.hostOffs, e.hasHostOffs = nodeOffsets(bin)
+	offs := newFieldOffsets(bin)
+	e.hostOffs, e.hasHostOffs = nodeOffsets(offs)
 	spanCtx, appSpans := appSpanOffset(bin)
-	if appSpans {
-		offs[probes.SpanContext] = spanCtx
-	}
 	for _, row := range table {
 		sym := row.Symbol
 		if !row.External {
@@ -381,7 +378,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		if err != nil {
 			return fail(err)
 		}
-		cfg, err := rowConfig(row, bin, offs)
+		cfg, err := rowConfig(row, offs, spanCtx)
 		if err != nil && row.IsStage() {
 			// A stage this build cannot place costs its samples, never the attach.
 			a.opts.Logf("%s: stage probe %s skipped: %v", bin.Target, row.Symbol, err)
@@ -399,7 +396,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 			a.free = append(a.free, idx)
 			return fail(fmt.Errorf("writing probe row: %w", err))
 		}
-		a.rows[idx].Store(&rowInfo{row: row})
+		a.rows[idx].Store(&rowInfo{row: row.Row})
 		e.rows = append(e.rows, resolvedRow{row: row, idx: idx, fn: fn})
 	}
 	for _, r := range e.rows {
@@ -410,7 +407,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 			e.info.StageFunctions++
 		case r.row.Core():
 			e.info.Functions++
-			if r.row.Return {
+			if r.row.Kind.Return() {
 				e.info.ReturnProbes += len(r.fn.RetOffsets)
 			}
 		}
@@ -448,10 +445,10 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 		if !in {
 			continue
 		}
-		if r.row.Entry {
+		if r.row.Kind.Entry() {
 			entry.add(r.fn.EntryOffset, r.idx)
 		}
-		if r.row.Return {
+		if r.row.Kind.Return() {
 			for _, off := range r.fn.RetOffsets {
 				ret.add(off, r.idx)
 			}
@@ -474,7 +471,7 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 
 // withOps reports whether a row is attached for as long as the executable is, rather than
 // only while stage profiling is on.
-func (a *Agent) withOps(r probes.Row) bool {
+func (a *Agent) withOps(r probes.Probe) bool {
 	return r.Core() || r.ForTracing() && a.opts.Tracing
 }
 
@@ -585,7 +582,7 @@ func (a *Agent) takeSlot() (uint32, bool) {
 func (a *Agent) writeNested(e *exeProbes) error {
 	var nr bpf.AsobserveNestRanges
 	n := 0
-	for _, rel := range probes.NestedCallers(e.bin.ClientMajor) {
+	for _, rel := range probes.NestedFor(e.bin.ClientMajor, e.bin.ClientVersion) {
 		sym := e.bin.ClientSymbol(rel)
 		if !e.bin.HasFunc(sym) {
 			continue

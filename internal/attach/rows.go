@@ -10,85 +10,86 @@ import (
 	"github.com/asobserve/asobserve/internal/probes"
 )
 
-type offsets map[probes.Field]int32
-
-// resolveOffsets reads the struct field offsets every row may need.
-func resolveOffsets(bin *inspect.Binary) (offsets, error) {
-	out := offsets{}
-	for _, f := range []probes.Field{probes.KeyNamespace, probes.KeySet, probes.StmtNamespace, probes.StmtSet,
-		probes.BatchRecordKey, probes.ErrWrapped, probes.ErrResultCode} {
-		off, err := bin.FieldOffset(f.Struct, f.Name)
-		if err != nil {
-			return nil, err
-		}
-		out[f] = int32(off)
-	}
-	return out, nil
+// fieldOffsets resolves, once per binary, the struct fields the table's rows read.
+type fieldOffsets struct {
+	bin  *inspect.Binary
+	seen map[probes.Field]int32
 }
 
-// rowConfig turns a probe-table row into the BPF row for one binary.
-func rowConfig(r probes.Row, bin *inspect.Binary, offs offsets) (bpf.AsobserveRow, error) {
+func newFieldOffsets(bin *inspect.Binary) *fieldOffsets {
+	return &fieldOffsets{bin: bin, seen: map[probes.Field]int32{}}
+}
+
+func (o *fieldOffsets) get(f probes.Field) (int32, error) {
+	if off, ok := o.seen[f]; ok {
+		return off, nil
+	}
+	off, err := o.bin.FieldOffset(f.Struct, f.Name)
+	if err != nil {
+		return 0, err
+	}
+	o.seen[f] = int32(off)
+	return int32(off), nil
+}
+
+// rowConfig turns a probe into the BPF row for one binary. spanCtx is the offset of the
+// SDK's recordingSpan.spanContext, for the rows that follow the target's own spans.
+func rowConfig(p probes.Probe, offs *fieldOffsets, spanCtx int32) (bpf.AsobserveRow, error) {
 	cfg := bpf.AsobserveRow{
-		Kind: uint8(r.Kind), Loc: uint8(r.Loc), LocWord: r.LocWord, ErrWord: r.ErrWord,
-		AltWord: r.AltWord, PtrWord: r.PtrWord, Flags: r.Flags,
-		OffErrWrapped: offs[probes.ErrWrapped], OffErrCode: offs[probes.ErrResultCode],
-		OffKey: offs[probes.BatchRecordKey],
+		Kind: uint8(p.Kind), Loc: uint8(p.Names), LocWord: p.LocWord, ErrWord: p.ErrWord,
+		AltWord: p.AltWord, PtrWord: p.PtrWord, Flags: uint8(p.Flags),
 	}
-	if r.Stage != "" {
-		cfg.Stage = probes.StageID[r.Stage]
+	if p.Stage != "" {
+		cfg.Stage = probes.StageID[p.Stage]
 	}
-	switch r.Loc {
-	case probes.LocStatement:
-		cfg.OffNs, cfg.OffSet = offs[probes.StmtNamespace], offs[probes.StmtSet]
-	default:
-		cfg.OffNs, cfg.OffSet = offs[probes.KeyNamespace], offs[probes.KeySet]
+	slots := map[probes.Field]*int32{
+		probes.KeyNamespace: &cfg.OffNs, probes.KeySet: &cfg.OffSet,
+		probes.StmtNamespace: &cfg.OffNs, probes.StmtSet: &cfg.OffSet,
+		probes.BatchRecordKey: &cfg.OffKey, probes.ErrWrapped: &cfg.OffErrWrapped,
+		probes.ErrResultCode: &cfg.OffErrCode, probes.ConnNode: &cfg.OffNode, p.Corr: &cfg.OffCorr,
 	}
-	if r.Flags&probes.FlagNode != 0 {
-		if off, err := bin.FieldOffset(probes.ConnNode.Struct, probes.ConnNode.Name); err == nil {
-			cfg.OffNode = int32(off)
-		} else {
-			cfg.Flags &^= probes.FlagNode // no server.address for this build, nothing else lost
+	for _, f := range p.Fields() {
+		if f == probes.SpanContext {
+			cfg.OffSpanCtx = spanCtx
+			continue
 		}
-	}
-	if r.Kind == probes.SpanStart {
-		cfg.OffSpanCtx = offs[probes.SpanContext]
-	}
-	if r.Kind == probes.Link {
-		off, err := bin.FieldOffset(r.Corr.Struct, r.Corr.Name)
+		off, err := offs.get(f)
+		if err != nil && f == probes.ConnNode {
+			cfg.Flags &^= uint8(probes.FlagNode) // no server.address for this build, nothing else lost
+			continue
+		}
 		if err != nil {
-			return cfg, fmt.Errorf("probe %s: %w", r.Symbol, err)
+			return cfg, fmt.Errorf("probe %s: %w", p.Symbol, err)
 		}
-		cfg.OffCorr = int32(off)
+		*slots[f] = off
 	}
 	return cfg, nil
 }
 
 // nodeOffsets locates a node's host name and port for server.address; ok is false when
 // the binary does not tell.
-func nodeOffsets(bin *inspect.Binary) (o hostOffsets, ok bool) {
-	for _, f := range []struct {
-		field probes.Field
-		dst   *int64
-	}{{probes.NodeHost, &o.nodeHost}, {probes.HostName, &o.hostName}, {probes.HostPort, &o.hostPort}} {
-		off, err := bin.FieldOffset(f.field.Struct, f.field.Name)
+func nodeOffsets(offs *fieldOffsets) (o hostOffsets, ok bool) {
+	dst := []*int64{&o.nodeHost, &o.hostName, &o.hostPort}
+	for i, f := range probes.ServerAddressFields {
+		off, err := offs.get(f)
 		if err != nil {
 			return o, false
 		}
-		*f.dst = off
+		*dst[i] = int64(off)
 	}
 	return o, true
 }
 
-// appSpanOffset locates recordingSpan.spanContext and checks that a SpanContext starts with
-// traceID, spanID and traceFlags where the BPF program reads them. Only DWARF tells, so
-// stripped binaries get no parents.
+// appSpanOffset locates recordingSpan.spanContext and checks that a SpanContext lays out
+// its ids and flags where the BPF program reads them. Only DWARF tells, so stripped
+// binaries get no parents.
 func appSpanOffset(bin *inspect.Binary) (int32, bool) {
 	off, err := bin.QualifiedFieldOffset(probes.SpanContext.Struct, probes.SpanContext.Name)
 	if err != nil {
 		return 0, false
 	}
-	for field, want := range map[string]int64{"traceID": 0, "spanID": 16, "traceFlags": 24} {
-		got, err := bin.QualifiedFieldOffset("go.opentelemetry.io/otel/trace.SpanContext", field)
+	for f, want := range probes.SpanContextLayout {
+		got, err := bin.QualifiedFieldOffset(f.Struct, f.Name)
 		if err != nil || got != want {
 			return 0, false
 		}

@@ -1,11 +1,19 @@
 // Package probes is the declarative table of every client function asobserve probes.
-// One row per function: what it is (an operation, a stage, or a helper that keeps the
-// counting exact), where its key or namespace/set live (in register-ABI words, receiver
-// first), and where its returned Error lives. The attach code turns rows into BPF
-// configuration; nothing else knows about individual client functions.
+// One row per function and client-version range: what it is (an operation, a stage, or a
+// helper that keeps the counting exact), its declaration as in the client source, and by
+// name which argument holds the key or namespace/set, the returned Error, the recordset.
+// Register words, probe points, struct fields and nested callers are derived from, or
+// listed beside, the rows here; the attach code turns them into BPF configuration and
+// nothing else knows about individual client functions.
 package probes
 
-import "github.com/asobserve/asobserve/internal/semconv"
+import (
+	"fmt"
+
+	"golang.org/x/mod/semver"
+
+	"github.com/asobserve/asobserve/internal/semconv"
+)
 
 // Kind mirrors enum row_kind in bpf/asobserve.c.
 type Kind uint8
@@ -31,100 +39,30 @@ type Loc uint8
 
 const (
 	LocNone           Loc = 0
-	LocKey            Loc = 1 // the word is a *Key
-	LocKeySlice       Loc = 2 // the words are []*Key; the first key names the batch
-	LocBatchRecPtrs   Loc = 3 // []*BatchRead
-	LocBatchRecIfaces Loc = 4 // []BatchRecordIfc
-	LocStatement      Loc = 5 // *Statement
+	LocKey            Loc = 1 // the argument is a *Key
+	LocKeySlice       Loc = 2 // a []*Key; the first key names the batch
+	LocBatchRecPtrs   Loc = 3 // a []*BatchRead
+	LocBatchRecIfaces Loc = 4 // a []BatchRecordIfc
+	LocStatement      Loc = 5 // a *Statement
 	LocStrings        Loc = 6 // namespace string, set string
 )
 
 // Flags mirror enum row_flags.
+type Flags uint8
+
 const (
-	FlagCorr       = 1 // the op registers its keys/records backing array for worker goroutines
-	FlagSpawnAtRet = 2 // the stage's return is when a worker goroutine is spawned
-	FlagNode       = 4 // the row's receiver is a *Connection whose node serves the op
+	FlagCorr       Flags = 1 // the op registers its keys/records backing array for worker goroutines
+	FlagSpawnAtRet Flags = 2 // the stage's return is when a worker goroutine is spawned
+	FlagNode       Flags = 4 // the row's receiver is a *Connection whose node serves the op
 )
 
-// NoWord marks an absent register word.
-const NoWord = 0xff
-
-// Stage ids mirror enum stage_id and decoder's stage constants.
+// StageID mirrors enum stage_id.
 var StageID = map[string]uint8{
 	semconv.StageKeyParse: 0, semconv.StageLimiterWait: 1, semconv.StageScheduleDelay: 2,
 	semconv.StageConnAcquire: 3, semconv.StageIO: 4, semconv.StageParse: 5, semconv.StageAttempt: 6,
 }
 
-// Field names a struct field of the client package, resolved per binary (DWARF or table).
-type Field struct{ Struct, Name string }
-
-// Row is one probed function.
-type Row struct {
-	// Symbol relative to the client package, e.g. "(*Client).Put"; a symbol of another
-	// package is written in full and marked External.
-	Symbol   string
-	External bool
-	Kind     Kind
-	Op       string // db_operation_name for op kinds
-	AltOp    string // op name when the AltWord slice is non-empty (Get with bins: select)
-	AltWord  uint8
-	Stage    string
-	Loc      Loc
-	LocWord  uint8
-	ErrWord  uint8 // first word of the returned Error, NoWord if none
-	PtrWord  uint8 // recordset or receiver word
-	Flags    uint8
-	Corr     Field // Link: slice field shared with the op's argument
-	Entry    bool  // attach at the entry point
-	Return   bool  // attach at every RET
-	Optional bool  // absent in some builds (dead-code elimination, inlining)
-}
-
-// ForTracing reports whether the row serves tracing: the node an op was sent to, and the
-// target's own OTel spans that become parents.
-func (r Row) ForTracing() bool {
-	return r.Flags&FlagNode != 0 || r.FollowsAppSpans()
-}
-
-// FollowsAppSpans reports whether the row tracks the target's own OTel spans.
-func (r Row) FollowsAppSpans() bool {
-	return r.Kind == SpanStart || r.Kind == SpanEnd || r.Kind == Spawn
-}
-
-// Core reports whether the row serves the operation metrics: neither a stage nor tracing.
-func (r Row) Core() bool { return !r.IsStage() && !r.ForTracing() }
-
-// IsStage reports whether the row is attached only while stage profiling is on.
-func (r Row) IsStage() bool {
-	switch r.Kind {
-	case Stage, Link, IOWrite, IORead, ParseEnd, Attempt:
-		return true
-	}
-	return false
-}
-
-func op(sym, name string, loc Loc, locWord, errWord uint8) Row {
-	return Row{Symbol: sym, Kind: Op, Op: name, Loc: loc, LocWord: locWord, ErrWord: errWord,
-		AltWord: NoWord, PtrWord: NoWord, Entry: true, Return: true}
-}
-
-func batch(sym, name string, loc Loc, locWord, errWord uint8) Row {
-	r := op(sym, name, loc, locWord, errWord)
-	r.Flags = FlagCorr
-	return r
-}
-
-func helper(sym string, kind Kind, entry, ret bool) Row {
-	return Row{Symbol: sym, Kind: kind, AltWord: NoWord, PtrWord: NoWord, ErrWord: NoWord, Entry: entry, Return: ret, Optional: true}
-}
-
-func stage(sym, stage string, kind Kind, entry, ret bool) Row {
-	r := helper(sym, kind, entry, ret)
-	r.Stage = stage
-	return r
-}
-
-// KeyFields and friends are the struct fields every row set needs.
+// The struct fields the rows read, and those user space reads itself.
 var (
 	ConnNode       = Field{"Connection", "node"}
 	NodeHost       = Field{"Node", "host"}
@@ -137,142 +75,215 @@ var (
 	BatchRecordKey = Field{"BatchRecord", "Key"}
 	ErrWrapped     = Field{"AerospikeError", "wrapped"}
 	ErrResultCode  = Field{"AerospikeError", "ResultCode"}
-	// SpanContext is a fully qualified field of the OTel SDK, not of the client.
+	// SpanContext is a field of the OTel SDK, not of the client.
 	SpanContext = Field{OTelSDKTrace + ".recordingSpan", "spanContext"}
 )
+
+// locatorFields are the namespace and set fields (and for batch records, the record's
+// key) each locator reads.
+var locatorFields = map[Loc][]Field{
+	LocKey:            {KeyNamespace, KeySet},
+	LocKeySlice:       {KeyNamespace, KeySet},
+	LocBatchRecPtrs:   {BatchRecordKey, KeyNamespace, KeySet},
+	LocBatchRecIfaces: {BatchRecordKey, KeyNamespace, KeySet},
+	LocStatement:      {StmtNamespace, StmtSet},
+}
+
+// errorFields classify a returned Error: its result code, and the cause it wraps.
+var errorFields = []Field{ErrWrapped, ErrResultCode}
+
+// ServerAddressFields lead from an op's *Node to the host and port that user space reads
+// for server.address; a build without them gets spans without it.
+var ServerAddressFields = []Field{NodeHost, HostName, HostPort}
+
+// SpanContextLayout is where the BPF program reads a trace.SpanContext's ids and flags;
+// the target's spans are followed only when its SDK lays them out so.
+var SpanContextLayout = map[Field]int64{
+	{"go.opentelemetry.io/otel/trace.SpanContext", "traceID"}:    0,
+	{"go.opentelemetry.io/otel/trace.SpanContext", "spanID"}:     16,
+	{"go.opentelemetry.io/otel/trace.SpanContext", "traceFlags"}: 24,
+}
 
 // OTelSDKTrace is the import path of the OpenTelemetry Go SDK's trace package.
 const OTelSDKTrace = "go.opentelemetry.io/otel/sdk/trace"
 
-// appSpanRows follow the target's own OpenTelemetry SDK spans, so that an operation run
-// on the goroutine of a live span, or on a goroutine started under one, gets it as parent. Any client major, any SDK version
-// since v1.0 (the functions and recordingSpan.spanContext have kept their shape).
-func appSpanRows() []Row {
-	start := helper(OTelSDKTrace+".(*tracer).newRecordingSpan", SpanStart, false, true)
-	end := helper(OTelSDKTrace+".(*recordingSpan).End", SpanEnd, true, false)
-	// The creator is newproc1's second argument, the new g its result; it runs on g0.
-	spawn := helper("runtime.newproc1", Spawn, true, true)
-	start.External, end.External, spawn.External = true, true, true
-	start.PtrWord, end.PtrWord = 0, 0
-	return []Row{start, end, spawn}
-}
+// Client version ranges the rows use.
+const (
+	v6   Range = ">=v6.0.0 <v7.0.0"
+	v7   Range = ">=v7.0.0 <v8.0.0"
+	v8   Range = ">=v8.0.0 <v9.0.0"
+	v6v7 Range = v6 + "||" + v7
+	v6v8 Range = v6 + "||" + v8
+	v7v8 Range = v7 + "||" + v8
+)
 
-// v7 is aerospike-client-go v7 (checked against v7.10.2, Go 1.21-1.26, amd64).
-// Operate, ScanAll, Query, QueryNode and ScanNode are inlined: their callees are probed.
-func v7() []Row {
-	get := op("(*Client).Get", semconv.OpGet, LocKey, 2, 1)
-	get.AltOp, get.AltWord = semconv.OpSelect, 4 // len(binNames)
-	scanStart := op("(*Client).ScanPartitions", semconv.OpScan, LocStrings, 3, 1)
-	scanStart.Kind, scanStart.PtrWord = AsyncStart, 0
-	scanNode := op("(*Client).scanNodePartitions", semconv.OpScan, LocStrings, 3, 1)
-	scanNode.Kind, scanNode.PtrWord, scanNode.Optional = AsyncStart, 0, true
-	scanWorker := op("(*Client).scanPartitions", semconv.OpScan, LocStrings, 3, NoWord)
-	scanWorker.Kind, scanWorker.PtrWord = AsyncWorker, 7
-	queryStart := op("(*Client).QueryPartitions", semconv.OpQuery, LocStatement, 2, 1)
-	queryStart.Kind, queryStart.PtrWord = AsyncStart, 0
-	queryNode := op("(*Client).queryNodePartitions", semconv.OpQuery, LocStatement, 3, 1)
-	queryNode.Kind, queryNode.PtrWord, queryNode.Optional = AsyncStart, 0, true
-	queryWorker := op("(*Client).queryPartitions", semconv.OpQuery, LocStatement, 3, NoWord)
-	queryWorker.Kind, queryWorker.PtrWord = AsyncWorker, 4
-	sendError := helper("(*Recordset).sendError", ErrSink, true, false)
-	sendError.ErrWord, sendError.PtrWord = 1, 0
+// SupportedMajors lists the client majors that have rows.
+func SupportedMajors() []int { return []int{6, 7, 8} }
 
-	rows := []Row{
-		op("(*Client).Put", semconv.OpPut, LocKey, 2, 0),
-		op("(*Client).PutBins", semconv.OpPut, LocKey, 2, 0),
-		get,
-		op("(*Client).GetHeader", semconv.OpGet, LocKey, 2, 1),
-		op("(*Client).Exists", semconv.OpExists, LocKey, 2, 1),
-		op("(*Client).Delete", semconv.OpRemove, LocKey, 2, 1),
-		op("(*Client).Touch", semconv.OpTouch, LocKey, 2, 0),
-		op("(*Client).Append", semconv.OpAppend, LocKey, 2, 0),
-		op("(*Client).AppendBins", semconv.OpAppend, LocKey, 2, 0),
-		op("(*Client).Prepend", semconv.OpPrepend, LocKey, 2, 0),
-		op("(*Client).PrependBins", semconv.OpPrepend, LocKey, 2, 0),
-		op("(*Client).Add", semconv.OpIncrement, LocKey, 2, 0),
-		op("(*Client).AddBins", semconv.OpIncrement, LocKey, 2, 0),
-		op("(*Client).operate", semconv.OpOperate, LocKey, 2, 1),
-		op("(*Client).Execute", semconv.OpExecute, LocKey, 2, 2),
-		batch("(*Client).BatchGet", semconv.OpBatchRead, LocKeySlice, 2, 3),
-		batch("(*Client).BatchGetHeader", semconv.OpBatchRead, LocKeySlice, 2, 3),
-		batch("(*Client).BatchExists", semconv.OpBatchRead, LocKeySlice, 2, 3),
-		batch("(*Client).BatchGetOperate", semconv.OpBatchRead, LocKeySlice, 2, 3),
-		batch("(*Client).BatchGetComplex", semconv.OpBatchRead, LocBatchRecPtrs, 2, 0),
-		batch("(*Client).BatchOperate", semconv.OpBatchOperate, LocBatchRecIfaces, 2, 0),
-		batch("(*Client).BatchDelete", semconv.OpBatchRemove, LocKeySlice, 3, 3),
-		scanStart, scanNode, scanWorker, queryStart, queryNode, queryWorker, sendError,
-	}
-	return append(append(rows, stagesV7()...), appSpanRows()...)
-}
+// methodsAlwaysLinked: before v8 the client's ClientIfc interface keeps every exported
+// *Client method in a binary, so a missing operation means a table that does not fit.
+// From v8 on the linker drops what a program does not call: every row is optional.
+const methodsAlwaysLinked Range = "<v8.0.0"
 
-func stagesV7() []Row {
-	limiter := stage("golang.org/x/sync/semaphore.(*Weighted).Acquire", semconv.StageLimiterWait, Stage, true, true)
-	limiter.External, limiter.Flags = true, FlagSpawnAtRet
-	link := func(sym, field string) Row {
-		r := stage(sym, semconv.StageScheduleDelay, Link, true, true)
-		r.PtrWord = 0
-		r.Corr = Field{sym[2 : len(sym)-len(").Execute")], field}
-		return r
-	}
+// Rows is the table. Operations run entry to return on the caller's goroutine unless
+// their kind says otherwise; Operate, ScanAll, Query, QueryNode and ScanNode are inlined
+// into their callers (checked against v6.16.1, v7.10.2 and v8.8.0, Go 1.21-1.26), so
+// their callees are probed.
+var Rows = []Row{
+	{Func: "func (c *Client) Put(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: Op, Op: semconv.OpPut, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) PutBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: Op, Op: semconv.OpPut, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Get(policy *BasePolicy, key *Key, binNames ...string) (rec *Record, err Error)", Kind: Op, Op: semconv.OpGet, AltOp: semconv.OpSelect, AltIf: "binNames", Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) GetHeader(policy *BasePolicy, key *Key) (rec *Record, err Error)", Kind: Op, Op: semconv.OpGet, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Exists(policy *BasePolicy, key *Key) (found bool, err Error)", Kind: Op, Op: semconv.OpExists, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Delete(policy *WritePolicy, key *Key) (existed bool, err Error)", Kind: Op, Op: semconv.OpRemove, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Touch(policy *WritePolicy, key *Key) (err Error)", Kind: Op, Op: semconv.OpTouch, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Append(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: Op, Op: semconv.OpAppend, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) AppendBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: Op, Op: semconv.OpAppend, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Prepend(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: Op, Op: semconv.OpPrepend, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) PrependBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: Op, Op: semconv.OpPrepend, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Add(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: Op, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) AddBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: Op, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
+	// v7 splits Operate into Operate -> operate; v6 and v8 have one Operate.
+	{Func: "func (c *Client) operate(policy *WritePolicy, key *Key, useOpResults bool, operations ...*Operation) (rec *Record, err Error)", Kind: Op, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v7},
+	{Func: "func (c *Client) Operate(policy *WritePolicy, key *Key, operations ...*Operation) (rec *Record, err Error)", Kind: Op, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v6v8},
+	{Func: "func (c *Client) Execute(policy *WritePolicy, key *Key, packageName string, functionName string, args ...Value) (res interface{}, err Error)", Kind: Op, Op: semconv.OpExecute, Names: LocKey, At: "key", Err: "err"},
+	// Batches register their keys' backing array, which their per-node commands share.
+	{Func: "func (c *Client) BatchGet(policy *BatchPolicy, keys []*Key, binNames ...string) (recs []*Record, err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchGetHeader(policy *BatchPolicy, keys []*Key) (recs []*Record, err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchExists(policy *BatchPolicy, keys []*Key) (found []bool, err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchGetOperate(policy *BatchPolicy, keys []*Key, ops ...*Operation) (recs []*Record, err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchGetComplex(policy *BatchPolicy, records []*BatchRead) (err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocBatchRecPtrs, At: "records", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchOperate(policy *BatchPolicy, records []BatchRecordIfc) (err Error)", Kind: Op, Op: semconv.OpBatchOperate, Names: LocBatchRecIfaces, At: "records", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchDelete(policy *BatchPolicy, deletePolicy *BatchDeletePolicy, keys []*Key) (recs []*BatchRecord, err Error)", Kind: Op, Op: semconv.OpBatchRemove, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	// Scans and queries return a recordset; the op ends when the worker goroutine that
+	// feeds it returns, and its error is the first one sent to the recordset.
+	{Func: "func (c *Client) ScanPartitions(policy *ScanPolicy, partitionFilter *PartitionFilter, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: AsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs"},
+	{Func: "func (c *Client) scanNodePartitions(policy *ScanPolicy, node *Node, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: AsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs", Optional: true},
+	{Func: "func (c *Client) scanPartitions(policy *ScanPolicy, tracker *partitionTracker, namespace string, setName string, recordset *Recordset, binNames ...string)", Kind: AsyncWorker, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Ptr: "recordset"},
+	{Func: "func (c *Client) QueryPartitions(policy *QueryPolicy, statement *Statement, partitionFilter *PartitionFilter) (rs *Recordset, err Error)", Kind: AsyncStart, Op: semconv.OpQuery, Names: LocStatement, At: "statement", Err: "err", Ptr: "rs"},
+	{Func: "func (c *Client) queryNodePartitions(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: AsyncStart, Op: semconv.OpQuery, Names: LocStatement, At: "statement", Err: "err", Ptr: "rs", Optional: true},
+	{Func: "func (c *Client) queryPartitions(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset)", Kind: AsyncWorker, Op: semconv.OpQuery, Names: LocStatement, At: "statement", Ptr: "recordset"},
+	{Func: "func (rs *Recordset) sendError(err Error)", Kind: ErrSink, Err: "err", Ptr: "rs", Optional: true},
+
+	// Stages: attached only while stage profiling is on.
+	{Func: "func newBatchNodeList(cluster *Cluster, policy *BatchPolicy, keys []*Key, records []*BatchRecord, hasWrite bool) (nodes []*batchNode, err Error)", Kind: Stage, Stage: semconv.StageKeyParse, Optional: true},
+	{Func: "func newBatchIndexNodeList(cluster *Cluster, policy *BatchPolicy, records []*BatchRead) (nodes []*batchNode, err Error)", Kind: Stage, Stage: semconv.StageKeyParse, Optional: true},
+	{Func: "func newBatchOperateNodeListIfc(cluster *Cluster, policy *BatchPolicy, records []BatchRecordIfc) (nodes []*batchNode, err Error)", Kind: Stage, Stage: semconv.StageKeyParse, Optional: true},
+	// The batch's worker goroutines are spawned when the limiter lets them.
+	{Func: "func (s *Weighted) Acquire(ctx context.Context, n int64) (err error)", Pkg: "golang.org/x/sync/semaphore", Kind: Stage, Stage: semconv.StageLimiterWait, Flags: FlagSpawnAtRet, Optional: true},
+	// Per-node commands run on worker goroutines: their Execute ties the goroutine to the
+	// op through the slice (or recordset) they share with its argument.
+	{Func: "func (cmd *batchCommandGet) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandGet", "keys"}, Optional: true},
+	{Func: "func (cmd *batchCommandExists) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandExists", "keys"}, Optional: true},
+	{Func: "func (cmd *batchCommandDelete) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandDelete", "keys"}, Optional: true},
+	{Func: "func (cmd *batchCommandUDF) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandUDF", "keys"}, Optional: true},
+	{Func: "func (cmd *batchCommandOperate) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandOperate", "records"}, Optional: true},
+	// v8's BatchGetComplex node command keeps a records slice of its own.
+	{Func: "func (cmd *batchIndexCommandGet) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchIndexCommandGet", "batchCommandGet.indexRecords"}, Optional: true, Versions: v6v7},
+	{Func: "func (cmd *batchIndexCommandGet) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchIndexCommandGet", "records"}, Optional: true, Versions: v8},
+	{Func: "func (cmd *scanPartitionCommand) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"scanPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
+	{Func: "func (cmd *queryPartitionCommand) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"queryPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
+	{Func: "func (cmd *singleCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: Attempt, Stage: semconv.StageConnAcquire, Optional: true},
+	{Func: "func (cmd *baseMultiCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: Attempt, Stage: semconv.StageConnAcquire, Optional: true},
 	// Connection.Write also tells which node an op was sent to (server.address): with
-	// With tracing on it is attached with the operation probes.
-	connWrite := stage("(*Connection).Write", semconv.StageIO, IOWrite, true, false)
-	connWrite.Flags, connWrite.PtrWord = FlagNode, 0
-	rows := []Row{
-		stage("newBatchNodeList", semconv.StageKeyParse, Stage, true, true),
-		stage("newBatchIndexNodeList", semconv.StageKeyParse, Stage, true, true),
-		stage("newBatchOperateNodeListIfc", semconv.StageKeyParse, Stage, true, true),
-		limiter,
-		link("(*batchCommandGet).Execute", "keys"),
-		link("(*batchCommandExists).Execute", "keys"),
-		link("(*batchCommandDelete).Execute", "keys"),
-		link("(*batchCommandUDF).Execute", "keys"),
-		link("(*batchCommandOperate).Execute", "records"),
-		link("(*batchIndexCommandGet).Execute", "batchCommandGet.indexRecords"),
-		// Scan and query node commands share the op's recordset.
-		link("(*scanPartitionCommand).Execute", "baseMultiCommand.recordset"),
-		link("(*queryPartitionCommand).Execute", "baseMultiCommand.recordset"),
-		stage("(*singleCommand).getConnection", semconv.StageConnAcquire, Attempt, true, true),
-		stage("(*baseMultiCommand).getConnection", semconv.StageConnAcquire, Attempt, true, true),
-		connWrite,
-		stage("(*Connection).Read", semconv.StageIO, IORead, false, true),
-	}
-	for _, cmd := range []string{"readCommand", "readHeaderCommand", "existsCommand", "writeCommand",
-		"deleteCommand", "touchCommand", "baseMultiCommand", "queryCommand"} {
-		rows = append(rows, stage("(*"+cmd+").parseResult", semconv.StageParse, ParseEnd, false, true))
-	}
-	return rows
+	// tracing on it is attached with the operation probes.
+	{Func: "func (ctn *Connection) Write(buf []byte) (total int, err Error)", Kind: IOWrite, Stage: semconv.StageIO, Ptr: "ctn", Flags: FlagNode, Optional: true},
+	{Func: "func (ctn *Connection) Read(buf []byte, length int) (total int, err Error)", Kind: IORead, Stage: semconv.StageIO, Optional: true},
+	parseEnd("readCommand", ""), parseEnd("readHeaderCommand", ""), parseEnd("existsCommand", ""),
+	parseEnd("writeCommand", ""), parseEnd("deleteCommand", ""), parseEnd("touchCommand", ""),
+	parseEnd("baseMultiCommand", ""), parseEnd("queryCommand", ""),
+	// v8 split these commands off, each with a parseResult of its own.
+	parseEnd("operateCommandWrite", v8), parseEnd("executeCommand", v8), parseEnd("writePayloadCommand", v8),
+
+	// The target's own OpenTelemetry SDK spans, followed so that an operation run on the
+	// goroutine of a live span, or on a goroutine started under one, gets it as parent.
+	// Any SDK since v1.0: these functions and recordingSpan.spanContext kept their shape.
+	{Func: "func (tr *tracer) newRecordingSpan(psc, sc trace.SpanContext, name string, sr SamplingResult, config *trace.SpanConfig) (s *recordingSpan)", Pkg: OTelSDKTrace, Kind: SpanStart, Ptr: "s", Optional: true},
+	{Func: "func (s *recordingSpan) End(options ...trace.SpanEndOption)", Pkg: OTelSDKTrace, Kind: SpanEnd, Ptr: "s", Optional: true},
+	// The creator is newproc1's second argument, the new g its result; it runs on g0.
+	// (Go 1.23 appends parked and waitreason arguments.)
+	{Func: "func newproc1(fn *funcval, callergp *g, callerpc uintptr) (newg *g)", Pkg: "runtime", Kind: Spawn, Optional: true},
 }
 
-// NestedCallers lists the client functions that call public operations internally: a
+// parseEnd is a command's parseResult: its return ends the parse stage and the attempt.
+func parseEnd(cmd string, versions Range) Row {
+	return Row{Func: "func (cmd *" + cmd + ") parseResult(ifc command, conn *Connection) (err Error)",
+		Kind: ParseEnd, Stage: semconv.StageParse, Versions: versions, Optional: true}
+}
+
+// Nested callers are the client functions that call public operations internally: a
 // batch's one-key node share runs client.Get, Exists, operate... from executeSingle,
 // which the compiler may inline into Execute. An operation whose caller lies inside one
 // of these belongs to the enclosing batch and is not counted again. The check costs no
 // probe hit: the entry probe compares its return address with these ranges.
-func NestedCallers(major int) []string {
-	if major == 6 {
-		return nil // v6 batches never call single-record operations
-	}
+var NestedCallers = []Caller{
+	{"(*batchCommandGet).Execute", v7v8}, {"(*batchCommandGet).executeSingle", v7v8},
+	{"(*batchCommandExists).Execute", v7v8}, {"(*batchCommandExists).executeSingle", v7v8},
+	{"(*batchCommandOperate).Execute", v7v8}, {"(*batchCommandOperate).executeSingle", v7v8},
+	{"(*batchCommandDelete).Execute", v7v8}, {"(*batchCommandDelete).executeSingle", v7v8},
+	{"(*batchCommandUDF).Execute", v7v8}, {"(*batchCommandUDF).executeSingle", v7v8},
+	{"(*batchIndexCommandGet).Execute", v7v8}, {"(*batchIndexCommandGet).executeSingle", v7v8},
+}
+
+// Caller is a client function, relative to the client package, in some versions.
+type Caller struct {
+	Symbol   string
+	Versions Range // v6 batches never call single-record operations
+}
+
+// NestedFor lists the nested callers of a client version.
+func NestedFor(major int, version string) []string {
+	version = effective(major, version)
 	var out []string
-	for _, cmd := range []string{"batchCommandGet", "batchCommandExists", "batchCommandOperate",
-		"batchCommandDelete", "batchCommandUDF", "batchIndexCommandGet"} {
-		out = append(out, "(*"+cmd+").Execute", "(*"+cmd+").executeSingle")
+	for _, c := range NestedCallers {
+		if c.Versions.Contains(version) {
+			out = append(out, c.Symbol)
+		}
 	}
 	return out
 }
 
-// ForMajor returns the rows for a client major version, or nil if it is not supported.
-func ForMajor(major int) []Row {
-	switch major {
-	case 6:
-		return v6()
-	case 7:
-		return v7()
-	case 8:
-		return v8()
+// ForVersion resolves the rows of a client version ("v7.10.2"). A version that is not
+// semver within the major (a replaced or devel module) gets the major's newest rows.
+// It is nil for a major without rows.
+func ForVersion(major int, version string) ([]Probe, error) {
+	supported := false
+	for _, m := range SupportedMajors() {
+		supported = supported || m == major
 	}
-	return nil
+	if !supported {
+		return nil, nil
+	}
+	version = effective(major, version)
+	var out []Probe
+	for _, r := range Rows {
+		if !r.Versions.Contains(version) {
+			continue
+		}
+		p, err := r.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("probe table: %w", err)
+		}
+		p.Optional = r.Optional || !methodsAlwaysLinked.Contains(version)
+		out = append(out, p)
+	}
+	return out, nil
 }
 
-// SupportedMajors lists the client majors that have a probe table.
-func SupportedMajors() []int { return []int{6, 7, 8} }
+// ForMajor resolves the rows of a major's newest version; it panics on a table error,
+// which TestEveryRowResolves reports first.
+func ForMajor(major int) []Probe {
+	out, err := ForVersion(major, "")
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// effective is the version the ranges are matched against.
+func effective(major int, version string) string {
+	if semver.IsValid(version) && semver.Major(version) == fmt.Sprintf("v%d", major) {
+		return version
+	}
+	return fmt.Sprintf("v%d.999999.0", major)
+}

@@ -8,9 +8,9 @@ import (
 	"github.com/asobserve/asobserve/internal/semconv"
 )
 
-func bySymbol(t *testing.T, rows []Row) map[string]Row {
+func bySymbol(t *testing.T, rows []Probe) map[string]Probe {
 	t.Helper()
-	m := map[string]Row{}
+	m := map[string]Probe{}
 	for _, r := range rows {
 		if _, dup := m[r.Symbol]; dup {
 			t.Errorf("symbol %s has two rows", r.Symbol)
@@ -52,7 +52,7 @@ func TestOperateRowPerMajor(t *testing.T) {
 	}
 }
 
-func stageSymbols(rows []Row) []string {
+func stageSymbols(rows []Probe) []string {
 	var out []string
 	for _, r := range rows {
 		if r.IsStage() {
@@ -65,10 +65,10 @@ func stageSymbols(rows []Row) []string {
 
 func TestV6RowsAreV7Rows(t *testing.T) {
 	rows := bySymbol(t, ForMajor(6))
-	if len(rows) != len(v7()) {
-		t.Errorf("v6 has %d rows, want v7's %d", len(rows), len(v7()))
+	if len(rows) != len(ForMajor(7)) {
+		t.Errorf("v6 has %d rows, want v7's %d", len(rows), len(ForMajor(7)))
 	}
-	if got, want := stageSymbols(ForMajor(6)), stageSymbols(v7()); !slices.Equal(got, want) {
+	if got, want := stageSymbols(ForMajor(6)), stageSymbols(ForMajor(7)); !slices.Equal(got, want) {
 		t.Errorf("v6 stage rows %v, want v7's %v", got, want)
 	}
 	for sym, r := range rows {
@@ -83,11 +83,11 @@ func TestV6RowsAreV7Rows(t *testing.T) {
 func TestV8RowsAreAllOptional(t *testing.T) {
 	rows := bySymbol(t, ForMajor(8))
 	extra := []string{"(*executeCommand).parseResult", "(*operateCommandWrite).parseResult", "(*writePayloadCommand).parseResult"}
-	if len(rows) != len(v7())+len(extra) {
-		t.Errorf("v8 has %d rows, want v7's %d and %d parse rows", len(rows), len(v7()), len(extra))
+	if len(rows) != len(ForMajor(7))+len(extra) {
+		t.Errorf("v8 has %d rows, want v7's %d and %d parse rows", len(rows), len(ForMajor(7)), len(extra))
 	}
 	for _, sym := range extra {
-		if r := rows[sym]; r.Kind != ParseEnd || r.Stage != semconv.StageParse || r.Entry || !r.Return {
+		if r := rows[sym]; r.Kind != ParseEnd || r.Stage != semconv.StageParse || r.Kind.Entry() || !r.Kind.Return() {
 			t.Errorf("v8 row %s = %+v, want a parse-end row on return", sym, r)
 		}
 	}
@@ -99,11 +99,11 @@ func TestV8RowsAreAllOptional(t *testing.T) {
 }
 
 func TestNestedCallersPerMajor(t *testing.T) {
-	if n := NestedCallers(6); len(n) != 0 {
+	if n := NestedFor(6, "v6.16.1"); len(n) != 0 {
 		t.Errorf("v6 nested callers %v: v6 batches call no single-record operation", n)
 	}
 	for _, major := range []int{7, 8} {
-		n := NestedCallers(major)
+		n := NestedFor(major, "")
 		for _, want := range []string{"(*batchCommandGet).executeSingle", "(*batchCommandOperate).executeSingle",
 			"(*batchCommandDelete).executeSingle", "(*batchCommandExists).executeSingle", "(*batchCommandGet).Execute"} {
 			if !slices.Contains(n, want) {
