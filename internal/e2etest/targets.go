@@ -13,17 +13,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/asobserve/asobserve/internal/targetsrc"
 )
 
 // TargetBuild names one compatibility-matrix binary: a testdata/targets module built with
 // a Go toolchain and build flags.
-type TargetBuild struct {
-	Client    string   // "v6", "v7" or "v8": the directory under testdata/targets
-	Toolchain string   // GOTOOLCHAIN value, e.g. "go1.22.12"; "" or "local" for the default go
-	Flags     []string // extra `go build` arguments, e.g. "-ldflags=-s -w", "-buildmode=pie"
-}
+type TargetBuild = targetsrc.Build
 
-func (b TargetBuild) key() string {
+func targetKey(b TargetBuild) string {
 	return b.Client + "|" + b.Toolchain + "|" + strings.Join(b.Flags, " ")
 }
 
@@ -34,14 +32,14 @@ var (
 )
 
 // BuildTarget builds a testdata target once per test binary and returns its path. The
-// module is copied to a temporary directory first, so go.sum updates never touch the
-// repository. A toolchain other than the default is fetched by the go command from the
-// module proxy on first use.
+// module is rendered into a temporary directory by targetsrc, so go.sum updates never
+// touch the repository. A toolchain other than the default is fetched by the go command
+// from the module proxy on first use.
 func BuildTarget(t testing.TB, b TargetBuild) (string, error) {
 	t.Helper()
 	targetMu.Lock()
 	defer targetMu.Unlock()
-	if p, ok := targetCache[b.key()]; ok {
+	if p, ok := targetCache[targetKey(b)]; ok {
 		return p, nil
 	}
 	if targetDir == "" {
@@ -53,23 +51,11 @@ func BuildTarget(t testing.TB, b TargetBuild) (string, error) {
 	}
 	n := len(targetCache)
 	src := filepath.Join(targetDir, fmt.Sprintf("src-%d", n))
-	if err := copyDir(filepath.Join(RepoRoot(t), "testdata", "targets", b.Client), src); err != nil {
+	out := filepath.Join(targetDir, fmt.Sprintf("target-%d-%s", n, b.Client))
+	if err := b.Make(RepoRoot(t), src, out); err != nil {
 		return "", err
 	}
-	out := filepath.Join(targetDir, fmt.Sprintf("target-%d-%s", n, b.Client))
-	args := append(append([]string{"build", "-o", out}, b.Flags...), ".")
-	cmd := exec.Command("go", args...)
-	cmd.Dir = src
-	toolchain := b.Toolchain
-	if toolchain == "" {
-		toolchain = "local"
-	}
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+toolchain, "GOFLAGS=-mod=mod -buildvcs=false",
-		"GOWORK=off", "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if outb, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("GOTOOLCHAIN=%s go %s (in testdata/targets/%s): %v\n%s", toolchain, strings.Join(args, " "), b.Client, err, outb)
-	}
-	targetCache[b.key()] = out
+	targetCache[targetKey(b)] = out
 	return out, nil
 }
 
@@ -82,29 +68,6 @@ func RemoveTargets() {
 		targetDir = ""
 		targetCache = map[string]string{}
 	}
-}
-
-func copyDir(from, to string) error {
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // StartTarget starts a matrix target (`bin -wait-signal -hosts ... args...`) and returns

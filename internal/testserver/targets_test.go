@@ -3,15 +3,16 @@ package testserver
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/asobserve/asobserve/internal/targetsrc"
 )
 
-// TestClientVersionTargets builds the v6, v7 and v8 target modules under
-// testdata/targets (each with its own go.mod) and runs their fixed mix against a
+// TestClientVersionTargets builds the v6, v7 and v8 targets (testdata/targets, rendered
+// by targetsrc, each with its own go.mod) and runs their fixed mix against a
 // 2-node cluster: every operation must succeed exactly -count times (batch_read twice as
 // often: BatchGet and BatchGetComplex).
 func TestClientVersionTargets(t *testing.T) {
@@ -25,16 +26,14 @@ func TestClientVersionTargets(t *testing.T) {
 	for _, v := range []string{"v6", "v7", "v8"} {
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			dir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "targets", v))
+			root, err := filepath.Abs(filepath.Join("..", ".."))
 			if err != nil {
 				t.Fatal(err)
 			}
-			bin := filepath.Join(t.TempDir(), "target-"+v)
-			build := exec.Command("go", "build", "-o", bin, ".")
-			build.Dir = dir
-			build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
-			if out, err := build.CombinedOutput(); err != nil {
-				t.Fatalf("build %s: %v\n%s", v, err, out)
+			tmp := t.TempDir()
+			bin := filepath.Join(tmp, "target-"+v)
+			if err := (targetsrc.Build{Client: v}).Make(root, filepath.Join(tmp, "src"), bin); err != nil {
+				t.Fatalf("build %s: %v", v, err)
 			}
 			var stdout, stderr bytes.Buffer
 			run := exec.Command(bin, "-hosts", strings.Join(c.Hosts(), ","), "-count", "5")
