@@ -14,18 +14,59 @@ import (
 )
 
 type AsobserveAppSpans struct {
-	_    structs.HostLayout
-	Span [8]uint64
-	Sc   [8]struct {
-		_       structs.HostLayout
-		TraceId [16]uint8
-		SpanId  [8]uint8
-		Flags   uint8
-		Pad     [7]uint8
-	}
+	_     structs.HostLayout
+	Span  [8]uint64
+	Sc    [8]AsobserveSpanCtx
 	Depth uint32
 	Pad   uint32
 }
+
+type AsobserveEventFlags uint32
+
+const (
+	AsobserveEventFlagsEVENT_FAILED    AsobserveEventFlags = 1
+	AsobserveEventFlagsEVENT_ALTERNATE AsobserveEventFlags = 2
+)
+
+type AsobserveEventOp struct {
+	_      structs.HostLayout
+	Type   uint8
+	Flags  uint8
+	NsLen  uint8
+	SetLen uint8
+	Tgid   uint32
+	Row    uint16
+	Pad    uint16
+	Code   int32
+	Cause  int32
+	Pad2   uint32
+	OpId   uint64
+	Start  uint64
+	End    uint64
+	Ns     [32]int8
+	Set    [64]int8
+	Node   uint64
+	Parent AsobserveSpanCtx
+}
+
+type AsobserveEventStage struct {
+	_     structs.HostLayout
+	Type  uint8
+	Stage uint8
+	Row   uint16
+	Tgid  uint32
+	OpId  uint64
+	Start uint64
+	End   uint64
+	Flags uint64
+}
+
+type AsobserveEventType uint32
+
+const (
+	AsobserveEventTypeEVENT_OP    AsobserveEventType = 1
+	AsobserveEventTypeEVENT_STAGE AsobserveEventType = 2
+)
 
 type AsobserveGkey struct {
 	_    structs.HostLayout
@@ -42,11 +83,36 @@ type AsobserveIoState struct {
 	AttemptStart uint64
 }
 
+type AsobserveLimits uint32
+
+const (
+	AsobserveLimitsMAX_ROWS AsobserveLimits = 1024
+	AsobserveLimitsMAX_EXES AsobserveLimits = 64
+)
+
+type AsobserveLocator uint32
+
+const (
+	AsobserveLocatorLOC_NONE             AsobserveLocator = 0
+	AsobserveLocatorLOC_KEY              AsobserveLocator = 1
+	AsobserveLocatorLOC_KEY_SLICE        AsobserveLocator = 2
+	AsobserveLocatorLOC_BREC_PTR_SLICE   AsobserveLocator = 3
+	AsobserveLocatorLOC_BREC_IFACE_SLICE AsobserveLocator = 4
+	AsobserveLocatorLOC_STMT             AsobserveLocator = 5
+	AsobserveLocatorLOC_STRINGS          AsobserveLocator = 6
+)
+
 type AsobserveNestRanges struct {
 	_  structs.HostLayout
 	Lo [16]uint64
 	Hi [16]uint64
 }
+
+type AsobserveOpNode uint32
+
+const (
+	AsobserveOpNodeNODE_MANY AsobserveOpNode = 1
+)
 
 type AsobserveOpState struct {
 	_       structs.HostLayout
@@ -67,13 +133,7 @@ type AsobserveOpState struct {
 	Alt     uint8
 	Pad     uint32
 	Node    uint64
-	Parent  struct {
-		_       structs.HostLayout
-		TraceId [16]uint8
-		SpanId  [8]uint8
-		Flags   uint8
-		Pad     [7]uint8
-	}
+	Parent  AsobserveSpanCtx
 }
 
 type AsobserveOwner struct {
@@ -111,6 +171,60 @@ type AsobserveRow struct {
 	OffSpanCtx    int32
 }
 
+type AsobserveRowFlags uint32
+
+const (
+	AsobserveRowFlagsFLAG_CORR         AsobserveRowFlags = 1
+	AsobserveRowFlagsFLAG_SPAWN_AT_RET AsobserveRowFlags = 2
+	AsobserveRowFlagsFLAG_NODE         AsobserveRowFlags = 4
+)
+
+type AsobserveRowKind uint32
+
+const (
+	AsobserveRowKindKIND_OP           AsobserveRowKind = 1
+	AsobserveRowKindKIND_ASYNC_START  AsobserveRowKind = 2
+	AsobserveRowKindKIND_ASYNC_WORKER AsobserveRowKind = 3
+	AsobserveRowKindKIND_ERRSINK      AsobserveRowKind = 5
+	AsobserveRowKindKIND_STAGE        AsobserveRowKind = 6
+	AsobserveRowKindKIND_LINK         AsobserveRowKind = 7
+	AsobserveRowKindKIND_IO_WRITE     AsobserveRowKind = 8
+	AsobserveRowKindKIND_IO_READ      AsobserveRowKind = 9
+	AsobserveRowKindKIND_PARSE_END    AsobserveRowKind = 10
+	AsobserveRowKindKIND_ATTEMPT      AsobserveRowKind = 11
+	AsobserveRowKindKIND_SPAN_START   AsobserveRowKind = 12
+	AsobserveRowKindKIND_SPAN_END     AsobserveRowKind = 13
+	AsobserveRowKindKIND_SPAWN        AsobserveRowKind = 14
+)
+
+type AsobserveRowWord uint32
+
+const (
+	AsobserveRowWordNO_WORD AsobserveRowWord = 255
+)
+
+type AsobserveSpanCtx struct {
+	_       structs.HostLayout
+	TraceId [16]uint8
+	SpanId  [8]uint8
+	Flags   uint8
+	Pad     [7]uint8
+}
+
+type AsobserveStageId uint32
+
+const (
+	AsobserveStageIdSTAGE_KEY_PARSE      AsobserveStageId = 0
+	AsobserveStageIdSTAGE_LIMITER_WAIT   AsobserveStageId = 1
+	AsobserveStageIdSTAGE_SCHEDULE_DELAY AsobserveStageId = 2
+	AsobserveStageIdSTAGE_CONN_ACQUIRE   AsobserveStageId = 3
+	AsobserveStageIdSTAGE_IO             AsobserveStageId = 4
+	AsobserveStageIdSTAGE_PARSE          AsobserveStageId = 5
+	AsobserveStageIdSTAGE_ATTEMPT        AsobserveStageId = 6
+	AsobserveStageIdNUM_STAGES           AsobserveStageId = 7
+	AsobserveStageIdSTAGE_MAX            AsobserveStageId = 8
+)
+
 type AsobserveStageKey struct {
 	_     structs.HostLayout
 	Tgid  uint32
@@ -130,6 +244,12 @@ type AsobserveTarget struct {
 	Exe   uint32
 	Flags uint32
 }
+
+type AsobserveTargetFlags uint32
+
+const (
+	AsobserveTargetFlagsTARGET_APP_SPANS AsobserveTargetFlags = 1
+)
 
 type AsobserveWorkerState struct {
 	_     structs.HostLayout
@@ -164,8 +284,7 @@ const (
 	AsobserveProgProbeEntryMulti  = "probe_entry_multi"
 	AsobserveProgProbeReturn      = "probe_return"
 	AsobserveProgProbeReturnMulti = "probe_return_multi"
-	AsobserveVarUnusedEventOp     = "unused_event_op"
-	AsobserveVarUnusedEventStage  = "unused_event_stage"
+	AsobserveVarUnusedContract    = "unused_contract"
 	AsobserveVarWakeupBytes       = "wakeup_bytes"
 )
 
@@ -246,9 +365,8 @@ type AsobserveMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveVariableSpecs struct {
-	UnusedEventOp    *ebpf.VariableSpec `ebpf:"unused_event_op"`
-	UnusedEventStage *ebpf.VariableSpec `ebpf:"unused_event_stage"`
-	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	UnusedContract *ebpf.VariableSpec `ebpf:"unused_contract"`
+	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // AsobserveObjects contains all objects after they have been loaded into the kernel.
@@ -316,9 +434,8 @@ func (m *AsobserveMaps) Close() error {
 //
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobserveVariables struct {
-	UnusedEventOp    *ebpf.Variable `ebpf:"unused_event_op"`
-	UnusedEventStage *ebpf.Variable `ebpf:"unused_event_stage"`
-	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
+	UnusedContract *ebpf.Variable `ebpf:"unused_contract"`
+	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // AsobservePrograms contains all programs after they have been loaded into the kernel.

@@ -103,7 +103,7 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	if (!ev)
 		return;
 	ev->type = EVENT_OP;
-	ev->flags = (st->failed ? 1 : 0) | (st->alt ? 2 : 0);
+	ev->flags = (st->failed ? EVENT_FAILED : 0) | (st->alt ? EVENT_ALTERNATE : 0);
 	ev->tgid = tgid;
 	ev->row = st->row;
 	ev->pad = 0;

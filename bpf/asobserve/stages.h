@@ -14,7 +14,7 @@ static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own
 	ev->type = EVENT_STAGE;
 	ev->stage = stage;
 	ev->row = own->row;
-	ev->flags = own->alt ? 2 : 0;
+	ev->flags = own->alt ? EVENT_ALTERNATE : 0;
 	ev->tgid = tgid;
 	ev->op_id = own->op_id;
 	ev->start = start;

@@ -8,11 +8,25 @@
 
 #define NS_MAX 32
 #define SET_MAX 64
-#define MAX_ROWS 1024
-#define NODE_MANY 1
 #define SPAN_DEPTH 8
-#define NO_WORD 0xff
 #define STALE_NS (60ULL * 1000000000ULL)
+#define NEST_RANGES 16
+
+// Sizes of maps user space indexes: rows by attach cookie, nested by executable slot.
+enum limits {
+	MAX_ROWS = 1024,
+	MAX_EXES = 64,
+};
+
+// A row's word field that names no word.
+enum row_word {
+	NO_WORD = 0xff,
+};
+
+// An op's node when its batch reached several nodes; otherwise the *Node's address.
+enum op_node {
+	NODE_MANY = 1,
+};
 
 enum row_kind {
 	KIND_OP = 1,           // a data operation, entry to return on one goroutine
@@ -51,6 +65,12 @@ enum event_type {
 	EVENT_STAGE = 2,
 };
 
+// Bits of a record's flags.
+enum event_flags {
+	EVENT_FAILED = 1,    // the op returned a non-nil Error (op records only)
+	EVENT_ALTERNATE = 2, // the op is its row's alternate op
+};
+
 enum stage_id {
 	STAGE_KEY_PARSE = 0,
 	STAGE_LIMITER_WAIT = 1,
@@ -59,6 +79,7 @@ enum stage_id {
 	STAGE_IO = 4,
 	STAGE_PARSE = 5,
 	STAGE_ATTEMPT = 6,
+	NUM_STAGES = 7, // one past the last stage id: a record with any other is corrupt
 	STAGE_MAX = 8,
 };
 
@@ -160,10 +181,11 @@ struct io_state {
 	__u64 attempt_start;
 };
 
-// Records sent to user space. internal/decoder mirrors these layouts byte for byte.
+// Records sent to user space. internal/decoder reads them through their generated Go
+// declarations.
 struct event_op {
 	__u8 type;
-	__u8 flags; // bit0 failed, bit1 alternate op
+	__u8 flags; // enum event_flags
 	__u8 ns_len;
 	__u8 set_len;
 	__u32 tgid;
@@ -189,24 +211,19 @@ struct event_stage {
 	__u64 op_id;
 	__u64 start;
 	__u64 end;
-	__u64 flags; // bit1 alternate op, as in event_op
+	__u64 flags; // EVENT_ALTERNATE or 0
 };
-
-// Keep the record types in BTF, where a test compares them with the decoder's layout.
-const struct event_op *unused_event_op __attribute__((unused));
-const struct event_stage *unused_event_stage __attribute__((unused));
-
-#define NEST_RANGES 16
-#define MAX_EXES 64
 
 // A watched process: which executable slot it runs and its load bias (PIE).
 struct target {
 	__u64 bias;
 	__u32 exe;
-	__u32 flags; // TARGET_APP_SPANS: its own OTel spans are followed
+	__u32 flags; // enum target_flags
 };
 
-#define TARGET_APP_SPANS 1
+enum target_flags {
+	TARGET_APP_SPANS = 1, // its own OTel spans are followed
+};
 
 // Per executable: link-time address ranges of client functions that call public
 // operations internally (a batch's one-key node share runs client.Get and friends).
@@ -215,3 +232,22 @@ struct nest_ranges {
 	__u64 lo[NEST_RANGES];
 	__u64 hi[NEST_RANGES];
 };
+
+// bpf2go declares in Go only types that are in BTF, and the enums are only ever used as
+// values: this pointer, never used, keeps every type user space shares there (gen.go).
+struct contract {
+	enum row_kind row_kind;
+	enum locator locator;
+	enum row_flags row_flags;
+	enum row_word row_word;
+	enum event_type event_type;
+	enum event_flags event_flags;
+	enum stage_id stage_id;
+	enum op_node op_node;
+	enum target_flags target_flags;
+	enum limits limits;
+	struct event_op event_op;
+	struct event_stage event_stage;
+};
+
+const struct contract *unused_contract __attribute__((unused));

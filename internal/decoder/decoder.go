@@ -1,6 +1,13 @@
+//go:build linux
+
 // Package decoder turns raw ring-buffer records written by bpf/asobserve.c into typed
 // events. It validates every size and field, so a corrupt record yields an error, never a
 // panic, and it interns namespace and set names so steady-state decoding does not allocate.
+//
+// Record types, flags, sizes and offsets all come from the Go declarations bpf2go
+// generates from the C records, so a change to a record is followed by regenerating.
+// Fields are read by hand at those constant offsets: binary.Decode into the generated
+// struct is several times slower, and this runs for every event.
 package decoder
 
 import (
@@ -8,35 +15,69 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/asobserve/asobserve/bpf"
 )
 
-// Record types (enum event_type in asobserve.c).
+// Record types (enum event_type).
 const (
-	TypeOp    = 1
-	TypeStage = 2
+	TypeOp    = uint8(bpf.AsobserveEventTypeEVENT_OP)
+	TypeStage = uint8(bpf.AsobserveEventTypeEVENT_STAGE)
 )
 
-// Layout of struct event_op and struct event_stage in bpf/asobserve.c (little endian).
-const (
-	OpRecordSize    = 184
-	StageRecordSize = 40
-	nsMax           = 32
-	setMax          = 64
-	nsOff           = 48
-	setOff          = nsOff + nsMax
-	parentOff       = setOff + setMax + 8 // after the node word
+type (
+	eventOp    = bpf.AsobserveEventOp
+	eventStage = bpf.AsobserveEventStage
+	spanCtx    = bpf.AsobserveSpanCtx
 )
 
-// Stage ids (enum stage_id in asobserve.c), in semconv.Stages order.
+// Sizes of struct event_op and struct event_stage.
 const (
-	StageKeyParse = iota
-	StageLimiterWait
-	StageScheduleDelay
-	StageConnAcquire
-	StageIO
-	StageParse
-	StageAttempt
-	NumStages
+	OpRecordSize    = int(unsafe.Sizeof(eventOp{}))
+	StageRecordSize = int(unsafe.Sizeof(eventStage{}))
+)
+
+// Field offsets of struct event_op (little endian).
+const (
+	opType          = unsafe.Offsetof(eventOp{}.Type)
+	opFlags         = unsafe.Offsetof(eventOp{}.Flags)
+	opNsLen         = unsafe.Offsetof(eventOp{}.NsLen)
+	opSetLen        = unsafe.Offsetof(eventOp{}.SetLen)
+	opTgid          = unsafe.Offsetof(eventOp{}.Tgid)
+	opRow           = unsafe.Offsetof(eventOp{}.Row)
+	opCode          = unsafe.Offsetof(eventOp{}.Code)
+	opCause         = unsafe.Offsetof(eventOp{}.Cause)
+	opOpID          = unsafe.Offsetof(eventOp{}.OpId)
+	opStart         = unsafe.Offsetof(eventOp{}.Start)
+	opEnd           = unsafe.Offsetof(eventOp{}.End)
+	opNs            = unsafe.Offsetof(eventOp{}.Ns)
+	opSet           = unsafe.Offsetof(eventOp{}.Set)
+	opNode          = unsafe.Offsetof(eventOp{}.Node)
+	opParentTraceID = unsafe.Offsetof(eventOp{}.Parent) + unsafe.Offsetof(spanCtx{}.TraceId)
+	opParentSpanID  = unsafe.Offsetof(eventOp{}.Parent) + unsafe.Offsetof(spanCtx{}.SpanId)
+	opParentFlags   = unsafe.Offsetof(eventOp{}.Parent) + unsafe.Offsetof(spanCtx{}.Flags)
+	nsMax           = len(eventOp{}.Ns)
+	setMax          = len(eventOp{}.Set)
+)
+
+// Field offsets of struct event_stage (little endian).
+const (
+	stageType  = unsafe.Offsetof(eventStage{}.Type)
+	stageStage = unsafe.Offsetof(eventStage{}.Stage)
+	stageRow   = unsafe.Offsetof(eventStage{}.Row)
+	stageTgid  = unsafe.Offsetof(eventStage{}.Tgid)
+	stageOpID  = unsafe.Offsetof(eventStage{}.OpId)
+	stageStart = unsafe.Offsetof(eventStage{}.Start)
+	stageEnd   = unsafe.Offsetof(eventStage{}.End)
+	stageFlags = unsafe.Offsetof(eventStage{}.Flags)
+)
+
+// Record flag bits (enum event_flags) and the stage ids a record may carry (enum stage_id).
+const (
+	flagFailed    = uint8(bpf.AsobserveEventFlagsEVENT_FAILED)
+	flagAlternate = uint8(bpf.AsobserveEventFlagsEVENT_ALTERNATE)
+	numStages     = uint8(bpf.AsobserveStageIdNUM_STAGES)
 )
 
 // OpEvent is one finished operation as the probes saw it.
@@ -89,12 +130,13 @@ const maxInterned = 4096
 // New returns a Decoder.
 func New() *Decoder { return &Decoder{names: make(map[string]string)} }
 
-// Type returns the record type of b, or an error for an empty record.
+// Type returns the record type of b, or an error for an empty record. Both records start
+// with their type.
 func Type(b []byte) (uint8, error) {
-	if len(b) < 1 {
+	if len(b) <= int(opType) {
 		return 0, ErrShort
 	}
-	return b[0], nil
+	return b[opType], nil
 }
 
 // DecodeOp decodes an operation record into ev.
@@ -102,32 +144,32 @@ func (d *Decoder) DecodeOp(b []byte, ev *OpEvent) error {
 	if len(b) < OpRecordSize {
 		return fmt.Errorf("op %w: %d bytes, want %d", ErrShort, len(b), OpRecordSize)
 	}
-	if b[0] != TypeOp {
-		return fmt.Errorf("%w %d", ErrType, b[0])
+	if b[opType] != TypeOp {
+		return fmt.Errorf("%w %d", ErrType, b[opType])
 	}
-	flags, nsLen, setLen := b[1], int(b[2]), int(b[3])
-	if nsLen >= nsMax || setLen >= setMax || flags > 3 {
+	flags, nsLen, setLen := b[opFlags], int(b[opNsLen]), int(b[opSetLen])
+	if nsLen >= nsMax || setLen >= setMax || flags&^(flagFailed|flagAlternate) != 0 {
 		return fmt.Errorf("op %w: flags=%d ns_len=%d set_len=%d", ErrField, flags, nsLen, setLen)
 	}
 	le := binary.LittleEndian
-	ev.PID = le.Uint32(b[4:])
-	ev.Row = le.Uint16(b[8:])
-	ev.Failed = flags&1 != 0
-	ev.Alternate = flags&2 != 0
-	ev.Code = int32(le.Uint32(b[12:]))
-	ev.Cause = int32(le.Uint32(b[16:]))
-	ev.OpID = le.Uint64(b[24:])
-	ev.Start = le.Uint64(b[32:])
-	ev.End = le.Uint64(b[40:])
+	ev.PID = le.Uint32(b[opTgid:])
+	ev.Row = le.Uint16(b[opRow:])
+	ev.Failed = flags&flagFailed != 0
+	ev.Alternate = flags&flagAlternate != 0
+	ev.Code = int32(le.Uint32(b[opCode:]))
+	ev.Cause = int32(le.Uint32(b[opCause:]))
+	ev.OpID = le.Uint64(b[opOpID:])
+	ev.Start = le.Uint64(b[opStart:])
+	ev.End = le.Uint64(b[opEnd:])
 	if ev.End < ev.Start {
 		return fmt.Errorf("op %w", ErrDuration)
 	}
-	ev.Namespace = d.name(b[nsOff : nsOff+nsLen])
-	ev.Set = d.name(b[setOff : setOff+setLen])
-	ev.Node = le.Uint64(b[parentOff-8:])
-	copy(ev.ParentTraceID[:], b[parentOff:])
-	copy(ev.ParentSpanID[:], b[parentOff+16:])
-	ev.ParentFlags = b[parentOff+24]
+	ev.Namespace = d.name(b[opNs : opNs+uintptr(nsLen)])
+	ev.Set = d.name(b[opSet : opSet+uintptr(setLen)])
+	ev.Node = le.Uint64(b[opNode:])
+	copy(ev.ParentTraceID[:], b[opParentTraceID:])
+	copy(ev.ParentSpanID[:], b[opParentSpanID:])
+	ev.ParentFlags = b[opParentFlags]
 	return nil
 }
 
@@ -136,21 +178,21 @@ func (d *Decoder) DecodeStage(b []byte, ev *StageEvent) error {
 	if len(b) < StageRecordSize {
 		return fmt.Errorf("stage %w: %d bytes, want %d", ErrShort, len(b), StageRecordSize)
 	}
-	if b[0] != TypeStage {
-		return fmt.Errorf("%w %d", ErrType, b[0])
+	if b[stageType] != TypeStage {
+		return fmt.Errorf("%w %d", ErrType, b[stageType])
 	}
-	if b[1] >= NumStages {
-		return fmt.Errorf("stage %w: stage=%d", ErrField, b[1])
+	if b[stageStage] >= numStages {
+		return fmt.Errorf("stage %w: stage=%d", ErrField, b[stageStage])
 	}
 	le := binary.LittleEndian
-	ev.Stage = b[1]
-	ev.Row = le.Uint16(b[2:])
-	ev.PID = le.Uint32(b[4:])
-	ev.OpID = le.Uint64(b[8:])
-	ev.Start = le.Uint64(b[16:])
-	ev.End = le.Uint64(b[24:])
-	flags := le.Uint64(b[32:])
-	if flags&^2 != 0 {
+	ev.Stage = b[stageStage]
+	ev.Row = le.Uint16(b[stageRow:])
+	ev.PID = le.Uint32(b[stageTgid:])
+	ev.OpID = le.Uint64(b[stageOpID:])
+	ev.Start = le.Uint64(b[stageStart:])
+	ev.End = le.Uint64(b[stageEnd:])
+	flags := le.Uint64(b[stageFlags:])
+	if flags&^uint64(flagAlternate) != 0 {
 		return fmt.Errorf("stage %w: flags=%d", ErrField, flags)
 	}
 	ev.Alternate = flags != 0
