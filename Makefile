@@ -33,8 +33,11 @@ generate:
 	cd bpf && $(GO) generate ./...
 	cd internal/discovery && $(GO) generate ./...
 
+# Fails when regenerating changes a committed output or makes one the commit lacks.
 check-generate: generate
 	git diff --exit-code -- bpf internal/discovery
+	@new="$$(git ls-files --others --exclude-standard -- bpf internal/discovery)"; \
+	if [ -n "$$new" ]; then echo "generated but not committed:"; echo "$$new"; exit 1; fi
 
 # Installs the Debian packages the tests use, only those that are missing.
 deps:

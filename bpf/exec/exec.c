@@ -7,16 +7,23 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-#define PROC_EXEC 1
-#define PROC_EXIT 2
+enum proc_kind {
+	PROC_EXEC = 1,
+	PROC_EXIT = 2,
+};
 
 struct proc_event {
 	__u32 tgid;
-	__u32 kind;
+	__u32 kind; // enum proc_kind
 };
 
-// Keeps proc_event in BTF so bpf2go generates the matching Go type.
-const struct proc_event *unused_proc_event __attribute__((unused));
+// Keeps the record and its kinds in BTF so bpf2go generates their Go declarations.
+struct contract {
+	struct proc_event event;
+	enum proc_kind kind;
+};
+
+const struct contract *unused_contract __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

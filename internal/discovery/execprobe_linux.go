@@ -18,9 +18,6 @@ type procSignal struct {
 	exit bool
 }
 
-// procExit is PROC_EXIT in bpf/exec/exec.c; everything else is an exec.
-const procExit = 2
-
 // startExecProbe loads the sched_process_exec/exit raw tracepoint programs and forwards
 // the pids they report. stop detaches everything and waits for the reader goroutine.
 func startExecProbe(ctx context.Context) (<-chan procSignal, func(), error) {
@@ -67,7 +64,7 @@ func startExecProbe(ctx context.Context) (<-chan procSignal, func(), error) {
 			if _, err := binary.Decode(rec.RawSample, binary.NativeEndian, &ev); err != nil {
 				continue
 			}
-			sig := procSignal{pid: int(ev.Tgid), exit: ev.Kind == procExit}
+			sig := procSignal{pid: int(ev.Tgid), exit: ev.Kind == uint32(execProcKindPROC_EXIT)}
 			select {
 			case out <- sig:
 			case <-ctx.Done():
