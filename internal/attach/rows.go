@@ -39,8 +39,8 @@ func rowConfig(p probes.Probe, offs *fieldOffsets, spanCtx int32) (bpf.Asobserve
 		Kind: uint8(p.Kind), Loc: uint8(p.Names), LocWord: p.LocWord, ErrWord: p.ErrWord,
 		AltWord: p.AltWord, PtrWord: p.PtrWord, Flags: uint8(p.Flags),
 	}
-	if p.Stage != "" {
-		cfg.Stage = probes.StageID[p.Stage]
+	if p.IsStage() {
+		cfg.Stage = uint8(p.Stage)
 	}
 	slots := map[probes.Field]*int32{
 		probes.KeyNamespace: &cfg.OffNs, probes.KeySet: &cfg.OffSet,

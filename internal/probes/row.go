@@ -27,7 +27,7 @@ type Row struct {
 	Op    string // db_operation_name of an operation row
 	AltOp string // the operation when the AltIf slice is non-empty (Get with bins: select)
 	AltIf string
-	Stage string // the stage a stage row times
+	Stage StageID // the stage a stage row times
 	Names Loc    // how namespace and set are found
 	At    string // the argument Names reads (LocStrings: the namespace, the set follows)
 	Err   string // the argument or result that holds the returned Error
@@ -58,7 +58,7 @@ const NoWord = 0xff
 // Entry reports whether the kind is probed at the function's entry.
 func (k Kind) Entry() bool {
 	switch k {
-	case IORead, ParseEnd, SpanStart:
+	case KindIoRead, KindParseEnd, KindSpanStart:
 		return false
 	}
 	return true
@@ -67,7 +67,7 @@ func (k Kind) Entry() bool {
 // Return reports whether the kind is probed at every RET of the function.
 func (k Kind) Return() bool {
 	switch k {
-	case ErrSink, IOWrite, SpanEnd:
+	case KindErrsink, KindIoWrite, KindSpanEnd:
 		return false
 	}
 	return true
@@ -79,7 +79,7 @@ func (r Row) ForTracing() bool { return r.Flags&FlagNode != 0 || r.FollowsAppSpa
 
 // FollowsAppSpans reports whether the row tracks the target's own OTel spans.
 func (r Row) FollowsAppSpans() bool {
-	return r.Kind == SpanStart || r.Kind == SpanEnd || r.Kind == Spawn
+	return r.Kind == KindSpanStart || r.Kind == KindSpanEnd || r.Kind == KindSpawn
 }
 
 // Core reports whether the row serves the operation metrics: neither a stage nor tracing.
@@ -88,7 +88,7 @@ func (r Row) Core() bool { return !r.IsStage() && !r.ForTracing() }
 // IsStage reports whether the row is attached only while stage profiling is on.
 func (r Row) IsStage() bool {
 	switch r.Kind {
-	case Stage, Link, IOWrite, IORead, ParseEnd, Attempt:
+	case KindStage, KindLink, KindIoWrite, KindIoRead, KindParseEnd, KindAttempt:
 		return true
 	}
 	return false
@@ -103,13 +103,13 @@ func (r Row) Fields() []Field {
 	if r.Err != "" {
 		out = append(out, errorFields...)
 	}
-	if r.Kind == Link {
+	if r.Kind == KindLink {
 		out = append(out, r.Corr)
 	}
 	if r.Flags&FlagNode != 0 {
 		out = append(out, ConnNode)
 	}
-	if r.Kind == SpanStart {
+	if r.Kind == KindSpanStart {
 		out = append(out, SpanContext)
 	}
 	return out

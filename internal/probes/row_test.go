@@ -1,7 +1,11 @@
 package probes
 
 import (
+	"slices"
 	"testing"
+
+	"github.com/asobserve/asobserve/internal/inspect"
+	"github.com/asobserve/asobserve/internal/semconv"
 )
 
 func TestEveryRowResolves(t *testing.T) {
@@ -87,7 +91,7 @@ func TestParseDeclFollowsTheRegisterABI(t *testing.T) {
 	if _, err := (Row{Func: "func (c *Client) g(x float64)"}).Resolve(); err == nil {
 		t.Error("a float argument resolved: floats take other registers")
 	}
-	r := Row{Func: "func (c *Client) h(a, b, d string, n int, key *Key) (err Error)", Kind: Op, Names: LocKey, At: "key", Err: "err"}
+	r := Row{Func: "func (c *Client) h(a, b, d string, n int, key *Key) (err Error)", Kind: KindOp, Names: LocKey, At: "key", Err: "err"}
 	if _, err := r.Resolve(); err != nil {
 		t.Errorf("key in the ninth register: %v", err)
 	}
@@ -131,13 +135,46 @@ func TestRange(t *testing.T) {
 
 func TestProbePointsFollowTheKind(t *testing.T) {
 	for k, want := range map[Kind][2]bool{
-		Op: {true, true}, AsyncStart: {true, true}, AsyncWorker: {true, true}, ErrSink: {true, false},
-		Stage: {true, true}, Link: {true, true}, IOWrite: {true, false}, IORead: {false, true},
-		ParseEnd: {false, true}, Attempt: {true, true}, SpanStart: {false, true}, SpanEnd: {true, false},
-		Spawn: {true, true},
+		KindOp: {true, true}, KindAsyncStart: {true, true}, KindAsyncWorker: {true, true}, KindErrsink: {true, false},
+		KindStage: {true, true}, KindLink: {true, true}, KindIoWrite: {true, false}, KindIoRead: {false, true},
+		KindParseEnd: {false, true}, KindAttempt: {true, true}, KindSpanStart: {false, true}, KindSpanEnd: {true, false},
+		KindSpawn: {true, true},
 	} {
 		if got := [2]bool{k.Entry(), k.Return()}; got != want {
 			t.Errorf("kind %d: entry, return = %v, want %v", k, got, want)
+		}
+	}
+}
+
+// The stage label of every stage id is the seed's name for it, and every seed stage has one.
+func TestStageLabelsAreTheSeedStages(t *testing.T) {
+	var got []string
+	for id := StageID(0); id < NumStages; id++ {
+		got = append(got, StageName(uint8(id)))
+	}
+	if !slices.Equal(got, semconv.Stages) {
+		t.Errorf("stage ids name %v, the seed's stages are %v", got, semconv.Stages)
+	}
+	if StageName(uint8(NumStages)) != "" {
+		t.Errorf("id %d past the last stage has a name", NumStages)
+	}
+}
+
+// Stripped binaries read struct offsets from the offsets table, which holds the fields
+// inspect.RequiredFields lists: every client field a row reads must be there.
+func TestOffsetsTableHoldsEveryFieldTheRowsRead(t *testing.T) {
+	required := map[inspect.FieldRef]bool{}
+	for _, f := range inspect.RequiredFields {
+		required[f] = true
+	}
+	for _, r := range Rows {
+		for _, f := range append(r.Fields(), ServerAddressFields...) {
+			if f == SpanContext {
+				continue // the OTel SDK's, read from DWARF only
+			}
+			if !required[inspect.FieldRef{Struct: f.Struct, Field: f.Name}] {
+				t.Errorf("%s reads %s.%s, which inspect.RequiredFields (and so the offsets table) lacks", r.Func, f.Struct, f.Name)
+			}
 		}
 	}
 }

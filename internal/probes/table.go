@@ -15,53 +15,6 @@ import (
 	"github.com/asobserve/asobserve/internal/semconv"
 )
 
-// Kind mirrors enum row_kind in bpf/asobserve.c.
-type Kind uint8
-
-const (
-	Op          Kind = 1  // a data operation, entry to return on one goroutine
-	AsyncStart  Kind = 2  // starts an op that ends on another goroutine (scan, query)
-	AsyncWorker Kind = 3  // the goroutine whose return ends an AsyncStart op
-	ErrSink     Kind = 5  // reports an async op's error
-	Stage       Kind = 6  // a stage, entry to return
-	Link        Kind = 7  // ties a per-node worker goroutine to its batch op
-	IOWrite     Kind = 8  // network write starts the io stage
-	IORead      Kind = 9  // the first read return after a write ends io, starts parse
-	ParseEnd    Kind = 10 // parse and attempt end
-	Attempt     Kind = 11 // connection acquire: one attempt starts
-	SpanStart   Kind = 12 // the target's OTel SDK made a recording span (return)
-	SpanEnd     Kind = 13 // the target's OTel span ends (entry)
-	Spawn       Kind = 14 // runtime.newproc1: a goroutine inherits its creator's live span
-)
-
-// Loc mirrors enum locator in bpf/asobserve.c: how namespace and set are found.
-type Loc uint8
-
-const (
-	LocNone           Loc = 0
-	LocKey            Loc = 1 // the argument is a *Key
-	LocKeySlice       Loc = 2 // a []*Key; the first key names the batch
-	LocBatchRecPtrs   Loc = 3 // a []*BatchRead
-	LocBatchRecIfaces Loc = 4 // a []BatchRecordIfc
-	LocStatement      Loc = 5 // a *Statement
-	LocStrings        Loc = 6 // namespace string, set string
-)
-
-// Flags mirror enum row_flags.
-type Flags uint8
-
-const (
-	FlagCorr       Flags = 1 // the op registers its keys/records backing array for worker goroutines
-	FlagSpawnAtRet Flags = 2 // the stage's return is when a worker goroutine is spawned
-	FlagNode       Flags = 4 // the row's receiver is a *Connection whose node serves the op
-)
-
-// StageID mirrors enum stage_id.
-var StageID = map[string]uint8{
-	semconv.StageKeyParse: 0, semconv.StageLimiterWait: 1, semconv.StageScheduleDelay: 2,
-	semconv.StageConnAcquire: 3, semconv.StageIO: 4, semconv.StageParse: 5, semconv.StageAttempt: 6,
-}
-
 // The struct fields the rows read, and those user space reads itself.
 var (
 	ConnNode       = Field{"Connection", "node"}
@@ -84,9 +37,9 @@ var (
 var locatorFields = map[Loc][]Field{
 	LocKey:            {KeyNamespace, KeySet},
 	LocKeySlice:       {KeyNamespace, KeySet},
-	LocBatchRecPtrs:   {BatchRecordKey, KeyNamespace, KeySet},
-	LocBatchRecIfaces: {BatchRecordKey, KeyNamespace, KeySet},
-	LocStatement:      {StmtNamespace, StmtSet},
+	LocBrecPtrSlice:   {BatchRecordKey, KeyNamespace, KeySet},
+	LocBrecIfaceSlice: {BatchRecordKey, KeyNamespace, KeySet},
+	LocStmt:      {StmtNamespace, StmtSet},
 }
 
 // errorFields classify a returned Error: its result code, and the cause it wraps.
@@ -130,65 +83,65 @@ const methodsAlwaysLinked Range = "<v8.0.0"
 // into their callers (checked against v6.16.1, v7.10.2 and v8.8.0, Go 1.21-1.26), so
 // their callees are probed.
 var Rows = []Row{
-	{Func: "func (c *Client) Put(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: Op, Op: semconv.OpPut, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) PutBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: Op, Op: semconv.OpPut, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) Get(policy *BasePolicy, key *Key, binNames ...string) (rec *Record, err Error)", Kind: Op, Op: semconv.OpGet, AltOp: semconv.OpSelect, AltIf: "binNames", Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) GetHeader(policy *BasePolicy, key *Key) (rec *Record, err Error)", Kind: Op, Op: semconv.OpGet, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) Exists(policy *BasePolicy, key *Key) (found bool, err Error)", Kind: Op, Op: semconv.OpExists, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) Delete(policy *WritePolicy, key *Key) (existed bool, err Error)", Kind: Op, Op: semconv.OpRemove, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) Touch(policy *WritePolicy, key *Key) (err Error)", Kind: Op, Op: semconv.OpTouch, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) Append(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: Op, Op: semconv.OpAppend, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) AppendBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: Op, Op: semconv.OpAppend, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) Prepend(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: Op, Op: semconv.OpPrepend, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) PrependBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: Op, Op: semconv.OpPrepend, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) Add(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: Op, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
-	{Func: "func (c *Client) AddBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: Op, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Put(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: KindOp, Op: semconv.OpPut, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) PutBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: KindOp, Op: semconv.OpPut, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Get(policy *BasePolicy, key *Key, binNames ...string) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpGet, AltOp: semconv.OpSelect, AltIf: "binNames", Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) GetHeader(policy *BasePolicy, key *Key) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpGet, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Exists(policy *BasePolicy, key *Key) (found bool, err Error)", Kind: KindOp, Op: semconv.OpExists, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Delete(policy *WritePolicy, key *Key) (existed bool, err Error)", Kind: KindOp, Op: semconv.OpRemove, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Touch(policy *WritePolicy, key *Key) (err Error)", Kind: KindOp, Op: semconv.OpTouch, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Append(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: KindOp, Op: semconv.OpAppend, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) AppendBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: KindOp, Op: semconv.OpAppend, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Prepend(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: KindOp, Op: semconv.OpPrepend, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) PrependBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: KindOp, Op: semconv.OpPrepend, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) Add(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: KindOp, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) AddBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: KindOp, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
 	// v7 splits Operate into Operate -> operate; v6 and v8 have one Operate.
-	{Func: "func (c *Client) operate(policy *WritePolicy, key *Key, useOpResults bool, operations ...*Operation) (rec *Record, err Error)", Kind: Op, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v7},
-	{Func: "func (c *Client) Operate(policy *WritePolicy, key *Key, operations ...*Operation) (rec *Record, err Error)", Kind: Op, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v6v8},
-	{Func: "func (c *Client) Execute(policy *WritePolicy, key *Key, packageName string, functionName string, args ...Value) (res interface{}, err Error)", Kind: Op, Op: semconv.OpExecute, Names: LocKey, At: "key", Err: "err"},
+	{Func: "func (c *Client) operate(policy *WritePolicy, key *Key, useOpResults bool, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v7},
+	{Func: "func (c *Client) Operate(policy *WritePolicy, key *Key, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v6v8},
+	{Func: "func (c *Client) Execute(policy *WritePolicy, key *Key, packageName string, functionName string, args ...Value) (res interface{}, err Error)", Kind: KindOp, Op: semconv.OpExecute, Names: LocKey, At: "key", Err: "err"},
 	// Batches register their keys' backing array, which their per-node commands share.
-	{Func: "func (c *Client) BatchGet(policy *BatchPolicy, keys []*Key, binNames ...string) (recs []*Record, err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
-	{Func: "func (c *Client) BatchGetHeader(policy *BatchPolicy, keys []*Key) (recs []*Record, err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
-	{Func: "func (c *Client) BatchExists(policy *BatchPolicy, keys []*Key) (found []bool, err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
-	{Func: "func (c *Client) BatchGetOperate(policy *BatchPolicy, keys []*Key, ops ...*Operation) (recs []*Record, err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
-	{Func: "func (c *Client) BatchGetComplex(policy *BatchPolicy, records []*BatchRead) (err Error)", Kind: Op, Op: semconv.OpBatchRead, Names: LocBatchRecPtrs, At: "records", Err: "err", Flags: FlagCorr},
-	{Func: "func (c *Client) BatchOperate(policy *BatchPolicy, records []BatchRecordIfc) (err Error)", Kind: Op, Op: semconv.OpBatchOperate, Names: LocBatchRecIfaces, At: "records", Err: "err", Flags: FlagCorr},
-	{Func: "func (c *Client) BatchDelete(policy *BatchPolicy, deletePolicy *BatchDeletePolicy, keys []*Key) (recs []*BatchRecord, err Error)", Kind: Op, Op: semconv.OpBatchRemove, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchGet(policy *BatchPolicy, keys []*Key, binNames ...string) (recs []*Record, err Error)", Kind: KindOp, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchGetHeader(policy *BatchPolicy, keys []*Key) (recs []*Record, err Error)", Kind: KindOp, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchExists(policy *BatchPolicy, keys []*Key) (found []bool, err Error)", Kind: KindOp, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchGetOperate(policy *BatchPolicy, keys []*Key, ops ...*Operation) (recs []*Record, err Error)", Kind: KindOp, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchGetComplex(policy *BatchPolicy, records []*BatchRead) (err Error)", Kind: KindOp, Op: semconv.OpBatchRead, Names: LocBrecPtrSlice, At: "records", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchOperate(policy *BatchPolicy, records []BatchRecordIfc) (err Error)", Kind: KindOp, Op: semconv.OpBatchOperate, Names: LocBrecIfaceSlice, At: "records", Err: "err", Flags: FlagCorr},
+	{Func: "func (c *Client) BatchDelete(policy *BatchPolicy, deletePolicy *BatchDeletePolicy, keys []*Key) (recs []*BatchRecord, err Error)", Kind: KindOp, Op: semconv.OpBatchRemove, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
 	// Scans and queries return a recordset; the op ends when the worker goroutine that
 	// feeds it returns, and its error is the first one sent to the recordset.
-	{Func: "func (c *Client) ScanPartitions(policy *ScanPolicy, partitionFilter *PartitionFilter, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: AsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs"},
-	{Func: "func (c *Client) scanNodePartitions(policy *ScanPolicy, node *Node, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: AsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs", Optional: true},
-	{Func: "func (c *Client) scanPartitions(policy *ScanPolicy, tracker *partitionTracker, namespace string, setName string, recordset *Recordset, binNames ...string)", Kind: AsyncWorker, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Ptr: "recordset"},
-	{Func: "func (c *Client) QueryPartitions(policy *QueryPolicy, statement *Statement, partitionFilter *PartitionFilter) (rs *Recordset, err Error)", Kind: AsyncStart, Op: semconv.OpQuery, Names: LocStatement, At: "statement", Err: "err", Ptr: "rs"},
-	{Func: "func (c *Client) queryNodePartitions(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: AsyncStart, Op: semconv.OpQuery, Names: LocStatement, At: "statement", Err: "err", Ptr: "rs", Optional: true},
-	{Func: "func (c *Client) queryPartitions(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset)", Kind: AsyncWorker, Op: semconv.OpQuery, Names: LocStatement, At: "statement", Ptr: "recordset"},
-	{Func: "func (rs *Recordset) sendError(err Error)", Kind: ErrSink, Err: "err", Ptr: "rs", Optional: true},
+	{Func: "func (c *Client) ScanPartitions(policy *ScanPolicy, partitionFilter *PartitionFilter, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs"},
+	{Func: "func (c *Client) scanNodePartitions(policy *ScanPolicy, node *Node, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs", Optional: true},
+	{Func: "func (c *Client) scanPartitions(policy *ScanPolicy, tracker *partitionTracker, namespace string, setName string, recordset *Recordset, binNames ...string)", Kind: KindAsyncWorker, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Ptr: "recordset"},
+	{Func: "func (c *Client) QueryPartitions(policy *QueryPolicy, statement *Statement, partitionFilter *PartitionFilter) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs"},
+	{Func: "func (c *Client) queryNodePartitions(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Optional: true},
+	{Func: "func (c *Client) queryPartitions(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset)", Kind: KindAsyncWorker, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Ptr: "recordset"},
+	{Func: "func (rs *Recordset) sendError(err Error)", Kind: KindErrsink, Err: "err", Ptr: "rs", Optional: true},
 
 	// Stages: attached only while stage profiling is on.
-	{Func: "func newBatchNodeList(cluster *Cluster, policy *BatchPolicy, keys []*Key, records []*BatchRecord, hasWrite bool) (nodes []*batchNode, err Error)", Kind: Stage, Stage: semconv.StageKeyParse, Optional: true},
-	{Func: "func newBatchIndexNodeList(cluster *Cluster, policy *BatchPolicy, records []*BatchRead) (nodes []*batchNode, err Error)", Kind: Stage, Stage: semconv.StageKeyParse, Optional: true},
-	{Func: "func newBatchOperateNodeListIfc(cluster *Cluster, policy *BatchPolicy, records []BatchRecordIfc) (nodes []*batchNode, err Error)", Kind: Stage, Stage: semconv.StageKeyParse, Optional: true},
+	{Func: "func newBatchNodeList(cluster *Cluster, policy *BatchPolicy, keys []*Key, records []*BatchRecord, hasWrite bool) (nodes []*batchNode, err Error)", Kind: KindStage, Stage: StageIDKeyParse, Optional: true},
+	{Func: "func newBatchIndexNodeList(cluster *Cluster, policy *BatchPolicy, records []*BatchRead) (nodes []*batchNode, err Error)", Kind: KindStage, Stage: StageIDKeyParse, Optional: true},
+	{Func: "func newBatchOperateNodeListIfc(cluster *Cluster, policy *BatchPolicy, records []BatchRecordIfc) (nodes []*batchNode, err Error)", Kind: KindStage, Stage: StageIDKeyParse, Optional: true},
 	// The batch's worker goroutines are spawned when the limiter lets them.
-	{Func: "func (s *Weighted) Acquire(ctx context.Context, n int64) (err error)", Pkg: "golang.org/x/sync/semaphore", Kind: Stage, Stage: semconv.StageLimiterWait, Flags: FlagSpawnAtRet, Optional: true},
+	{Func: "func (s *Weighted) Acquire(ctx context.Context, n int64) (err error)", Pkg: "golang.org/x/sync/semaphore", Kind: KindStage, Stage: StageIDLimiterWait, Flags: FlagSpawnAtRet, Optional: true},
 	// Per-node commands run on worker goroutines: their Execute ties the goroutine to the
 	// op through the slice (or recordset) they share with its argument.
-	{Func: "func (cmd *batchCommandGet) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandGet", "keys"}, Optional: true},
-	{Func: "func (cmd *batchCommandExists) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandExists", "keys"}, Optional: true},
-	{Func: "func (cmd *batchCommandDelete) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandDelete", "keys"}, Optional: true},
-	{Func: "func (cmd *batchCommandUDF) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandUDF", "keys"}, Optional: true},
-	{Func: "func (cmd *batchCommandOperate) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandOperate", "records"}, Optional: true},
+	{Func: "func (cmd *batchCommandGet) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandGet", "keys"}, Optional: true},
+	{Func: "func (cmd *batchCommandExists) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandExists", "keys"}, Optional: true},
+	{Func: "func (cmd *batchCommandDelete) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandDelete", "keys"}, Optional: true},
+	{Func: "func (cmd *batchCommandUDF) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandUDF", "keys"}, Optional: true},
+	{Func: "func (cmd *batchCommandOperate) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchCommandOperate", "records"}, Optional: true},
 	// v8's BatchGetComplex node command keeps a records slice of its own.
-	{Func: "func (cmd *batchIndexCommandGet) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchIndexCommandGet", "batchCommandGet.indexRecords"}, Optional: true, Versions: v6v7},
-	{Func: "func (cmd *batchIndexCommandGet) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"batchIndexCommandGet", "records"}, Optional: true, Versions: v8},
-	{Func: "func (cmd *scanPartitionCommand) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"scanPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
-	{Func: "func (cmd *queryPartitionCommand) Execute() (err Error)", Kind: Link, Stage: semconv.StageScheduleDelay, Ptr: "cmd", Corr: Field{"queryPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
-	{Func: "func (cmd *singleCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: Attempt, Stage: semconv.StageConnAcquire, Optional: true},
-	{Func: "func (cmd *baseMultiCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: Attempt, Stage: semconv.StageConnAcquire, Optional: true},
+	{Func: "func (cmd *batchIndexCommandGet) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchIndexCommandGet", "batchCommandGet.indexRecords"}, Optional: true, Versions: v6v7},
+	{Func: "func (cmd *batchIndexCommandGet) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchIndexCommandGet", "records"}, Optional: true, Versions: v8},
+	{Func: "func (cmd *scanPartitionCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"scanPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
+	{Func: "func (cmd *queryPartitionCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"queryPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
+	{Func: "func (cmd *singleCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: KindAttempt, Stage: StageIDConnAcquire, Optional: true},
+	{Func: "func (cmd *baseMultiCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: KindAttempt, Stage: StageIDConnAcquire, Optional: true},
 	// Connection.Write also tells which node an op was sent to (server.address): with
 	// tracing on it is attached with the operation probes.
-	{Func: "func (ctn *Connection) Write(buf []byte) (total int, err Error)", Kind: IOWrite, Stage: semconv.StageIO, Ptr: "ctn", Flags: FlagNode, Optional: true},
-	{Func: "func (ctn *Connection) Read(buf []byte, length int) (total int, err Error)", Kind: IORead, Stage: semconv.StageIO, Optional: true},
+	{Func: "func (ctn *Connection) Write(buf []byte) (total int, err Error)", Kind: KindIoWrite, Stage: StageIDIo, Ptr: "ctn", Flags: FlagNode, Optional: true},
+	{Func: "func (ctn *Connection) Read(buf []byte, length int) (total int, err Error)", Kind: KindIoRead, Stage: StageIDIo, Optional: true},
 	parseEnd("readCommand", ""), parseEnd("readHeaderCommand", ""), parseEnd("existsCommand", ""),
 	parseEnd("writeCommand", ""), parseEnd("deleteCommand", ""), parseEnd("touchCommand", ""),
 	parseEnd("baseMultiCommand", ""), parseEnd("queryCommand", ""),
@@ -198,17 +151,17 @@ var Rows = []Row{
 	// The target's own OpenTelemetry SDK spans, followed so that an operation run on the
 	// goroutine of a live span, or on a goroutine started under one, gets it as parent.
 	// Any SDK since v1.0: these functions and recordingSpan.spanContext kept their shape.
-	{Func: "func (tr *tracer) newRecordingSpan(psc, sc trace.SpanContext, name string, sr SamplingResult, config *trace.SpanConfig) (s *recordingSpan)", Pkg: OTelSDKTrace, Kind: SpanStart, Ptr: "s", Optional: true},
-	{Func: "func (s *recordingSpan) End(options ...trace.SpanEndOption)", Pkg: OTelSDKTrace, Kind: SpanEnd, Ptr: "s", Optional: true},
+	{Func: "func (tr *tracer) newRecordingSpan(psc, sc trace.SpanContext, name string, sr SamplingResult, config *trace.SpanConfig) (s *recordingSpan)", Pkg: OTelSDKTrace, Kind: KindSpanStart, Ptr: "s", Optional: true},
+	{Func: "func (s *recordingSpan) End(options ...trace.SpanEndOption)", Pkg: OTelSDKTrace, Kind: KindSpanEnd, Ptr: "s", Optional: true},
 	// The creator is newproc1's second argument, the new g its result; it runs on g0.
 	// (Go 1.23 appends parked and waitreason arguments.)
-	{Func: "func newproc1(fn *funcval, callergp *g, callerpc uintptr) (newg *g)", Pkg: "runtime", Kind: Spawn, Optional: true},
+	{Func: "func newproc1(fn *funcval, callergp *g, callerpc uintptr) (newg *g)", Pkg: "runtime", Kind: KindSpawn, Optional: true},
 }
 
 // parseEnd is a command's parseResult: its return ends the parse stage and the attempt.
 func parseEnd(cmd string, versions Range) Row {
 	return Row{Func: "func (cmd *" + cmd + ") parseResult(ifc command, conn *Connection) (err Error)",
-		Kind: ParseEnd, Stage: semconv.StageParse, Versions: versions, Optional: true}
+		Kind: KindParseEnd, Stage: StageIDParse, Versions: versions, Optional: true}
 }
 
 // Nested callers are the client functions that call public operations internally: a

@@ -87,7 +87,7 @@ func TestV8RowsAreAllOptional(t *testing.T) {
 		t.Errorf("v8 has %d rows, want v7's %d and %d parse rows", len(rows), len(ForMajor(7)), len(extra))
 	}
 	for _, sym := range extra {
-		if r := rows[sym]; r.Kind != ParseEnd || r.Stage != semconv.StageParse || r.Kind.Entry() || !r.Kind.Return() {
+		if r := rows[sym]; r.Kind != KindParseEnd || r.Stage != StageIDParse || r.Kind.Entry() || !r.Kind.Return() {
 			t.Errorf("v8 row %s = %+v, want a parse-end row on return", sym, r)
 		}
 	}
@@ -127,7 +127,7 @@ func TestEveryMajorFollowsTheTargetsOwnSpans(t *testing.T) {
 				kinds = append(kinds, r.Kind)
 			}
 		}
-		if !slices.Equal(kinds, []Kind{SpanStart, SpanEnd, Spawn}) {
+		if !slices.Equal(kinds, []Kind{KindSpanStart, KindSpanEnd, KindSpawn}) {
 			t.Errorf("v%d span rows %v, want start, end and spawn", major, kinds)
 		}
 	}
