@@ -28,10 +28,10 @@ type Row struct {
 	AltOp string // the operation when the AltIf slice is non-empty (Get with bins: select)
 	AltIf string
 	Stage StageID // the stage a stage row times
-	Names Loc    // how namespace and set are found
-	At    string // the argument Names reads (LocStrings: the namespace, the set follows)
-	Err   string // the argument or result that holds the returned Error
-	Ptr   string // the recordset (async, errsink) or receiver (links, nodes) argument
+	Names Loc     // how namespace and set are found
+	At    string  // the argument Names reads (LocStrings: the namespace, the set follows)
+	Err   string  // the argument or result that holds the returned Error
+	Ptr   string  // the recordset (async, errsink) or receiver (links, nodes) argument
 	Flags Flags
 	Corr  Field // Link: the command's slice field that shares the op's argument
 	// Versions limits the row to some client versions; empty means every version.

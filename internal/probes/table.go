@@ -39,7 +39,7 @@ var locatorFields = map[Loc][]Field{
 	LocKeySlice:       {KeyNamespace, KeySet},
 	LocBrecPtrSlice:   {BatchRecordKey, KeyNamespace, KeySet},
 	LocBrecIfaceSlice: {BatchRecordKey, KeyNamespace, KeySet},
-	LocStmt:      {StmtNamespace, StmtSet},
+	LocStmt:           {StmtNamespace, StmtSet},
 }
 
 // errorFields classify a returned Error: its result code, and the cause it wraps.
