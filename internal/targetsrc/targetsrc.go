@@ -57,7 +57,7 @@ func Majors() []string {
 // module and client major.
 func Render(root, client, dir string) error {
 	from := filepath.Join(root, "testdata", "targets", client)
-	if err := copyFiles(from, dir); err != nil {
+	if err := copyFiles(from, dir, everyFile, os.ReadFile); err != nil {
 		return err
 	}
 	m, templated := majors[client]
@@ -68,10 +68,29 @@ func Render(root, client, dir string) error {
 	if err != nil {
 		return err
 	}
+	clientModule := clientModulePrefix + client
+	if err := renderMain(root, m, client, clientModule, targetModule, dir); err != nil {
+		return err
+	}
+	ownModule, err := modulePath(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return err
+	}
+	imports := importRewriter{ownModule: ownModule, targetModule: targetModule, clientModule: clientModule}
+	for _, pkg := range sharedPackages {
+		if err := copyFiles(filepath.Join(root, pkg), filepath.Join(dir, pkg), nonTestGoFile, imports.rewrite); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renderMain writes the template, rendered for one client major, as dir/main.go.
+func renderMain(root string, m major, client, clientModule, targetModule, dir string) error {
 	data := struct {
 		major
 		Client, ClientModule, Module string
-	}{m, client, clientModulePrefix + client, targetModule}
+	}{m, client, clientModule, targetModule}
 	tmplPath := filepath.Join(root, "testdata", "targets", "template", "main.go.tmpl")
 	tmpl, err := template.New(filepath.Base(tmplPath)).Option("missingkey=error").ParseFiles(tmplPath)
 	if err != nil {
@@ -85,20 +104,7 @@ func Render(root, client, dir string) error {
 	if err != nil {
 		return fmt.Errorf("rendered %s target: %v", client, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), src, 0o644); err != nil {
-		return err
-	}
-	ownModule, err := modulePath(filepath.Join(root, "go.mod"))
-	if err != nil {
-		return err
-	}
-	imports := importRewriter{ownModule: ownModule, targetModule: targetModule, clientModule: data.ClientModule}
-	for _, pkg := range sharedPackages {
-		if err := imports.copyPackage(filepath.Join(root, pkg), filepath.Join(dir, pkg)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return os.WriteFile(filepath.Join(dir, "main.go"), src, 0o644)
 }
 
 // Build names one target binary: a target module built with a Go toolchain and extra
@@ -132,7 +138,8 @@ func (b Build) Make(root, dir, out string) error {
 	return nil
 }
 
-func copyFiles(from, to string) error {
+// copyFiles writes into to, through convert, every regular file of from that keep accepts.
+func copyFiles(from, to string, keep func(name string) bool, convert func(path string) ([]byte, error)) error {
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		return err
 	}
@@ -141,10 +148,10 @@ func copyFiles(from, to string) error {
 		return err
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		if !e.Type().IsRegular() || !keep(e.Name()) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		b, err := convert(filepath.Join(from, e.Name()))
 		if err != nil {
 			return err
 		}
@@ -153,6 +160,12 @@ func copyFiles(from, to string) error {
 		}
 	}
 	return nil
+}
+
+func everyFile(string) bool { return true }
+
+func nonTestGoFile(name string) bool {
+	return strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")
 }
 
 // modulePath reads the module path from the module line of a go.mod file.
@@ -176,31 +189,7 @@ type importRewriter struct {
 	ownModule, targetModule, clientModule string
 }
 
-// copyPackage copies the non-test Go files of the package in from into to.
-func (r importRewriter) copyPackage(from, to string) error {
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := r.rewrite(filepath.Join(from, name))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(to, name), src, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
+// rewrite returns the source of the Go file with its imports rewritten.
 func (r importRewriter) rewrite(file string) ([]byte, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, file, nil, parser.ParseComments)
