@@ -1,5 +1,8 @@
 // Package clienterr classifies errors returned by aerospike-client-go v7 into the seed's
 // error_type values, using the same rules (package outcome) as the eBPF decoder.
+// internal/targetsrc copies it into the v6, v7 and v8 matrix targets, with the client
+// import rewritten to the target's major: it may import only the standard library, the
+// client and outcome, and must stay go1.21 Go.
 package clienterr
 
 import (

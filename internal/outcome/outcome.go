@@ -1,6 +1,8 @@
 // Package outcome maps Aerospike result codes to the seed's error_type label values.
 // It is the single place where this mapping lives: the eBPF decoder, the in-process
-// wrapper and the reference workload's ground truth all call it.
+// wrapper, the reference workload's ground truth and the matrix targets' truth all call
+// it. internal/targetsrc copies it into the target modules, which are built with
+// toolchains as old as go1.21: it must stay standard-library only and go1.21 Go.
 package outcome
 
 import "strings"
