@@ -85,6 +85,21 @@ func TestDeclarationsMatchTheClientSource(t *testing.T) {
 					t.Errorf("%s: the table declares %s%s, the client %s%s", version, p.Symbol, got, p.Symbol, want)
 				}
 			}
+			countedBy := map[string]string{}
+			for _, p := range probes {
+				for _, m := range p.Methods() {
+					if !p.Counted() {
+						t.Errorf("%s: %s claims %s but counts no operation", version, p.Symbol, m)
+					}
+					if other, dup := countedBy[m]; dup {
+						t.Errorf("%s: %s is counted by %s and %s: its calls would count twice", version, m, other, p.Symbol)
+					}
+					countedBy[m] = p.Symbol
+					if _, ok := src["(*Client)."+m]; !ok {
+						t.Errorf("%s: %s counts (*Client).%s, which the client does not have", version, p.Symbol, m)
+					}
+				}
+			}
 			for _, sym := range NestedFor(major, version) {
 				if _, ok := src[sym]; !ok {
 					t.Errorf("%s: nested caller %s is not in the client source", version, sym)

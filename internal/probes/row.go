@@ -34,6 +34,9 @@ type Row struct {
 	Ptr   string  // the recordset (async, errsink) or receiver (links, nodes) argument
 	Flags Flags
 	Corr  Field // Link: the command's slice field that shares the op's argument
+	// Counts lists the exported *Client methods whose calls the row counts besides its
+	// own function's: callers that the compiler inlines into it (ScanAll, Query).
+	Counts []string
 	// Versions limits the row to some client versions; empty means every version.
 	Versions Range
 	// Optional: the function may be missing from a build (inlined, or dropped by the
@@ -51,6 +54,18 @@ type Probe struct {
 	ErrWord  uint8
 	PtrWord  uint8
 }
+
+// Methods lists the exported *Client methods whose calls the probe counts.
+func (p Probe) Methods() []string {
+	var out []string
+	if name, ok := strings.CutPrefix(p.Symbol, "(*Client)."); ok && !p.External && token.IsExported(name) {
+		out = append(out, name)
+	}
+	return append(out, p.Counts...)
+}
+
+// Counted reports whether the probe's function starts an operation that is counted.
+func (p Probe) Counted() bool { return p.Kind == KindOp || p.Kind == KindAsyncStart }
 
 // NoWord marks an absent register word.
 const NoWord = 0xff

@@ -97,7 +97,7 @@ var Rows = []Row{
 	{Func: "func (c *Client) Add(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: KindOp, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
 	{Func: "func (c *Client) AddBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: KindOp, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
 	// v7 splits Operate into Operate -> operate; v6 and v8 have one Operate.
-	{Func: "func (c *Client) operate(policy *WritePolicy, key *Key, useOpResults bool, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v7},
+	{Func: "func (c *Client) operate(policy *WritePolicy, key *Key, useOpResults bool, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Counts: []string{"Operate"}, Versions: v7},
 	{Func: "func (c *Client) Operate(policy *WritePolicy, key *Key, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v6v8},
 	{Func: "func (c *Client) Execute(policy *WritePolicy, key *Key, packageName string, functionName string, args ...Value) (res interface{}, err Error)", Kind: KindOp, Op: semconv.OpExecute, Names: LocKey, At: "key", Err: "err"},
 	// Batches register their keys' backing array, which their per-node commands share.
@@ -110,11 +110,11 @@ var Rows = []Row{
 	{Func: "func (c *Client) BatchDelete(policy *BatchPolicy, deletePolicy *BatchDeletePolicy, keys []*Key) (recs []*BatchRecord, err Error)", Kind: KindOp, Op: semconv.OpBatchRemove, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
 	// Scans and queries return a recordset; the op ends when the worker goroutine that
 	// feeds it returns, and its error is the first one sent to the recordset.
-	{Func: "func (c *Client) ScanPartitions(policy *ScanPolicy, partitionFilter *PartitionFilter, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs"},
-	{Func: "func (c *Client) scanNodePartitions(policy *ScanPolicy, node *Node, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs", Optional: true},
+	{Func: "func (c *Client) ScanPartitions(policy *ScanPolicy, partitionFilter *PartitionFilter, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs", Counts: []string{"ScanAll"}},
+	{Func: "func (c *Client) scanNodePartitions(policy *ScanPolicy, node *Node, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs", Counts: []string{"ScanNode"}, Optional: true},
 	{Func: "func (c *Client) scanPartitions(policy *ScanPolicy, tracker *partitionTracker, namespace string, setName string, recordset *Recordset, binNames ...string)", Kind: KindAsyncWorker, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Ptr: "recordset"},
-	{Func: "func (c *Client) QueryPartitions(policy *QueryPolicy, statement *Statement, partitionFilter *PartitionFilter) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs"},
-	{Func: "func (c *Client) queryNodePartitions(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Optional: true},
+	{Func: "func (c *Client) QueryPartitions(policy *QueryPolicy, statement *Statement, partitionFilter *PartitionFilter) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"Query"}},
+	{Func: "func (c *Client) queryNodePartitions(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"QueryNode"}, Optional: true},
 	{Func: "func (c *Client) queryPartitions(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset)", Kind: KindAsyncWorker, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Ptr: "recordset"},
 	{Func: "func (rs *Recordset) sendError(err Error)", Kind: KindErrsink, Err: "err", Ptr: "rs", Optional: true},
 
