@@ -9,9 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/asobserve/asobserve/internal/clienterr"
-	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/semconv"
-	"github.com/asobserve/asobserve/internal/tracing"
 )
 
 // Client is an *as.Client whose data-path methods record db_client_operation_duration_seconds
@@ -62,15 +61,17 @@ var (
 	opTouch        = &operation{name: semconv.OpTouch}
 )
 
-func (op *operation) observe(s *pkgState, namespace, set, errType string, d time.Duration) {
+// record is the recorder's Op (metrics.Recorder.Op) with the series lookup cached.
+func (op *operation) record(s *pkgState, ev observe.Op) {
 	h := op.hot.Load()
-	if h == nil || h.state != s || h.namespace != namespace || h.set != set || h.errType != errType {
-		obs, labelSet := s.rec.OpObserver(s.identity, op.name, namespace, set, errType)
-		h = &hotSeries{state: s, namespace: namespace, set: set, errType: errType, labelSet: labelSet, obs: obs}
+	if h == nil || h.state != s || h.namespace != ev.Namespace || h.set != ev.Set || h.errType != ev.ErrorType {
+		obs, labelSet := s.rec.OpObserver(s.target.Identity, op.name, ev.Namespace, ev.Set, ev.ErrorType)
+		h = &hotSeries{state: s, namespace: ev.Namespace, set: ev.Set, errType: ev.ErrorType, labelSet: labelSet, obs: obs}
 		op.hot.Store(h)
 	}
-	h.obs.Observe(d.Seconds())
-	s.rec.ObserveOpSinks(s.identity, metrics.OpSample{Op: op.name, Namespace: namespace, Set: h.labelSet, ErrorType: errType, Duration: d})
+	h.obs.Observe(ev.Duration().Seconds())
+	ev.Set = h.labelSet
+	s.rec.Relay(s.target, ev)
 }
 
 // clockBase anchors call timestamps: time.Since(clockBase) reads only the monotonic clock,
@@ -103,19 +104,22 @@ func finish(start stamp, op *operation, namespace, set string, err as.Error) {
 	}
 	errType := clienterr.Classify(op.name, e)
 	s := state()
+	ev := observe.Op{Name: op.name, Namespace: namespace, Set: set, ErrorType: errType, Start: int64(start), End: int64(end)}
 	if s.rec.OperationsEnabled() {
-		op.observe(s, namespace, set, errType, time.Duration(end-start))
+		op.record(s, ev)
 	}
 	if tr := s.tracer.Load(); tr != nil {
-		wallEnd := time.Now() // wall clock now, so that spans follow NTP over long runs
-		ev := tracing.OpEvent{ID: opIDs.Add(1), Proc: s.process, Op: op.name, Namespace: namespace, Set: set,
-			ErrorType: errType, Start: wallEnd.Add(-time.Duration(end - start)), End: wallEnd}
+		ev.ID = opIDs.Add(1)
 		if errType != "" {
 			ev.ResultCode = clienterr.Code(e)
 		}
-		tr.OnOp(ev)
+		tr.Op(s.target, ev)
 	}
 }
+
+// wall converts a stamp to wall time by the wall clock now, so that spans follow NTP over
+// long runs.
+func wall(ns int64) time.Time { return time.Now().Add(time.Duration(ns) - time.Since(clockBase)) }
 
 func keyNS(k *as.Key) (string, string) {
 	if k == nil {

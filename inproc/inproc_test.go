@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/asobserve/asobserve/internal/clienterr"
-	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/semconv"
 	"github.com/asobserve/asobserve/internal/testserver"
 )
@@ -429,7 +429,7 @@ func TestMetricsTextServerAndCollector(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	series := `db_client_operation_duration_seconds_count{db_collection_name="users",db_namespace="test",db_operation_name="put",db_system_name="aerospike",error_type="",k8s_container_name="",k8s_namespace_name="",k8s_node_name="",k8s_pod_name="",service_name="` + state().identity.Service + `"} 1`
+	series := `db_client_operation_duration_seconds_count{db_collection_name="users",db_namespace="test",db_operation_name="put",db_system_name="aerospike",error_type="",k8s_container_name="",k8s_namespace_name="",k8s_node_name="",k8s_pod_name="",service_name="` + state().target.Identity.Service + `"} 1`
 	if resp.StatusCode != 200 || !strings.Contains(string(body), series) {
 		t.Fatalf("GET /metrics: %d\n%s\nwant line %s", resp.StatusCode, body, series)
 	}
@@ -459,14 +459,14 @@ func TestMetricsTextServerAndCollector(t *testing.T) {
 func TestServiceNameFromEnvironment(t *testing.T) {
 	t.Setenv("OTEL_SERVICE_NAME", "checkout")
 	fresh(t)
-	if state().identity.Service != "checkout" {
-		t.Fatalf("service %q, want checkout", state().identity.Service)
+	if state().target.Identity.Service != "checkout" {
+		t.Fatalf("service %q, want checkout", state().target.Identity.Service)
 	}
 	os.Unsetenv("OTEL_SERVICE_NAME")
 	fresh(t)
 	exe, _ := os.Executable()
-	if want := strings.TrimSuffix(baseName(exe), ".exe"); state().identity.Service != want {
-		t.Fatalf("service %q, want the executable name %q", state().identity.Service, want)
+	if want := strings.TrimSuffix(baseName(exe), ".exe"); state().target.Identity.Service != want {
+		t.Fatalf("service %q, want the executable name %q", state().target.Identity.Service, want)
 	}
 }
 
@@ -521,7 +521,7 @@ func opSeries(t testing.TB, g prometheus.Gatherer, service string) map[Key]serie
 func TestHotSeriesFollowsEveryLabelChange(t *testing.T) {
 	fresh(t)
 	var sunk atomic.Int64
-	state().rec.AddSink(countingSink{&sunk})
+	state().rec.AddObserver(countingObserver{&sunk})
 	for i := 0; i < 10; i++ {
 		finish(begin(), opPut, "test", "a", nil)
 		finish(begin(), opPut, "test", "b", nil)
@@ -555,7 +555,8 @@ func TestHotSeriesFollowsEveryLabelChange(t *testing.T) {
 	}
 }
 
-type countingSink struct{ n *atomic.Int64 }
+type countingObserver struct{ n *atomic.Int64 }
 
-func (c countingSink) ObserveOp(*metrics.Identity, metrics.OpSample)       { c.n.Add(1) }
-func (c countingSink) ObserveStage(*metrics.Identity, metrics.StageSample) {}
+func (c countingObserver) Op(*observe.Target, observe.Op)     { c.n.Add(1) }
+func (countingObserver) Stage(*observe.Target, observe.Stage) {}
+func (countingObserver) TargetGone(*observe.Target)           {}

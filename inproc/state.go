@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
+	"github.com/asobserve/asobserve/internal/spanfeed"
 	"github.com/asobserve/asobserve/internal/tracing"
 )
 
@@ -31,10 +33,11 @@ const DefaultMetricsAddr = ":9464"
 var logf = log.Printf
 
 type pkgState struct {
-	rec      *metrics.Recorder
-	identity *metrics.Identity
-	process  *tracing.Process
-	tracer   atomic.Pointer[tracing.Tracer]
+	rec *metrics.Recorder
+	// target is this process, the only one the wrapper observes.
+	target  *observe.Target
+	process *tracing.Process
+	tracer  atomic.Pointer[spanfeed.Feed]
 
 	tracingMu sync.Mutex
 	serverMu  sync.Mutex
@@ -60,9 +63,9 @@ func newState() *pkgState {
 		service = exe
 	}
 	s := &pkgState{
-		rec:      metrics.New(metrics.Options{}),
-		identity: &metrics.Identity{Service: service},
-		process:  &tracing.Process{PID: os.Getpid(), ExecutableName: exe, TargetServiceName: os.Getenv("OTEL_SERVICE_NAME")},
+		rec:     metrics.New(metrics.Options{}),
+		target:  &observe.Target{PID: os.Getpid(), Identity: &metrics.Identity{Service: service}, Wall: wall},
+		process: &tracing.Process{PID: os.Getpid(), ExecutableName: exe, TargetServiceName: os.Getenv("OTEL_SERVICE_NAME")},
 	}
 	raw, set := os.LookupEnv(EnvInternalMetrics)
 	on := set && truthy(raw)
@@ -187,7 +190,7 @@ func InitTracing() error {
 	if s.tracer.Load() != nil {
 		return nil
 	}
-	tr, err := tracing.New(tracing.Config{Enabled: true, Dropped: s.rec.SpansDropped, Logf: logf})
+	tr, err := spanfeed.New(s.rec.SpansDropped, logf, func(*observe.Target) *tracing.Process { return s.process })
 	if err != nil {
 		return err
 	}

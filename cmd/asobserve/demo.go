@@ -20,6 +20,7 @@ import (
 	"github.com/asobserve/asobserve/internal/attach"
 	"github.com/asobserve/asobserve/internal/config"
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/testserver"
 )
 
@@ -80,7 +81,7 @@ func runDemo(cfg *config.Config, duration time.Duration, out io.Writer) error {
 		return runInprocDemo(cfg.String(config.Listen), duration, out)
 	}
 	defer s.close()
-	s.rec.AddSink(live)
+	s.rec.AddObserver(live)
 	t, err := s.agent.Attach(wl.Process.Pid, &metrics.Identity{Service: "demo-shop"})
 	if err != nil {
 		return err
@@ -146,17 +147,19 @@ func newLiveTable() *liveTable {
 	return &liveTable{window: map[string][]time.Duration{}, errs: map[string]int{}, total: map[string]int{}}
 }
 
-func (l *liveTable) ObserveOp(_ *metrics.Identity, s metrics.OpSample) {
+func (l *liveTable) Op(_ *observe.Target, op observe.Op) {
 	l.mu.Lock()
-	l.window[s.Op] = append(l.window[s.Op], s.Duration)
-	if s.ErrorType != "" {
-		l.errs[s.Op]++
+	l.window[op.Name] = append(l.window[op.Name], op.Duration())
+	if op.ErrorType != "" {
+		l.errs[op.Name]++
 	}
-	l.total[s.Op]++
+	l.total[op.Name]++
 	l.mu.Unlock()
 }
 
-func (l *liveTable) ObserveStage(*metrics.Identity, metrics.StageSample) {}
+func (l *liveTable) Stage(*observe.Target, observe.Stage) {}
+
+func (l *liveTable) TargetGone(*observe.Target) {}
 
 func (l *liveTable) print(out io.Writer, final bool) {
 	l.mu.Lock()

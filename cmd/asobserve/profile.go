@@ -20,6 +20,7 @@ import (
 
 	"github.com/asobserve/asobserve/internal/attach"
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/procinfo"
 	"github.com/asobserve/asobserve/internal/semconv"
 )
@@ -82,8 +83,8 @@ type Stats struct {
 	P99   float64 `json:"p99_seconds"`
 }
 
-// profileSink keeps every duration of the window (a profile is short and bounded).
-type profileSink struct {
+// profileObserver keeps every duration of the window (a profile is short and bounded).
+type profileObserver struct {
 	mu     sync.Mutex
 	ops    map[string][]float64
 	stages map[[2]string][]float64
@@ -91,22 +92,25 @@ type profileSink struct {
 
 const maxProfileSamples = 1 << 20
 
-func (p *profileSink) ObserveOp(_ *metrics.Identity, s metrics.OpSample) {
+func (p *profileObserver) Op(_ *observe.Target, op observe.Op) {
 	p.mu.Lock()
-	if v := p.ops[s.Op]; len(v) < maxProfileSamples {
-		p.ops[s.Op] = append(v, s.Duration.Seconds())
+	if v := p.ops[op.Name]; len(v) < maxProfileSamples {
+		p.ops[op.Name] = append(v, op.Duration().Seconds())
 	}
 	p.mu.Unlock()
 }
 
-func (p *profileSink) ObserveStage(_ *metrics.Identity, s metrics.StageSample) {
+func (p *profileObserver) Stage(_ *observe.Target, st observe.Stage) {
 	p.mu.Lock()
-	k := [2]string{s.Op, s.Stage}
+	k := [2]string{st.Op, st.Name}
 	if v := p.stages[k]; len(v) < maxProfileSamples {
-		p.stages[k] = append(v, s.Duration.Seconds())
+		p.stages[k] = append(v, st.Duration().Seconds())
 	}
 	p.mu.Unlock()
 }
+
+// TargetGone implements observe.Observer: the report is of the process that went.
+func (p *profileObserver) TargetGone(*observe.Target) {}
 
 func summarize(v []float64) Stats {
 	if len(v) == 0 {
@@ -122,7 +126,7 @@ func summarize(v []float64) Stats {
 	return Stats{Count: uint64(len(s)), Sum: sum, Avg: sum / float64(len(s)), P50: q(0.5), P95: q(0.95), P99: q(0.99)}
 }
 
-func (p *profileSink) report() []OpProfile {
+func (p *profileObserver) report() []OpProfile {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []OpProfile
@@ -154,8 +158,8 @@ func runProfile(pid int, duration time.Duration, asJSON bool, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	sink := &profileSink{ops: map[string][]float64{}, stages: map[[2]string][]float64{}}
-	rec.AddSink(sink)
+	sink := &profileObserver{ops: map[string][]float64{}, stages: map[[2]string][]float64{}}
+	rec.AddObserver(sink)
 	done := make(chan error, 1)
 	go func() { done <- agent.Run() }()
 	// Detach on every path, including errors and signals.

@@ -3,11 +3,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/asobserve/asobserve/internal/attach"
 	"github.com/asobserve/asobserve/internal/config"
@@ -61,11 +63,11 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 	rec := metrics.New(metrics.Options{CollectionCap: cfg.Int(config.MaxCollections)})
 	var spans *spanfeed.Feed
 	if cfg.Bool(config.Tracing) {
-		if spans, err = spanfeed.New(rec, logger.Printf); err != nil {
+		if spans, err = spanfeed.New(rec.SpansDropped, logger.Printf, nil); err != nil {
 			closeListeners()
 			return nil, usageError{err}
 		}
-		opts.OnOp, opts.OnStage = spans.OnOp, spans.OnStage
+		opts.Observers = append(opts.Observers, spans)
 		opts.Tracing = true // server.address, server.port and parents from the target's own spans
 	}
 	opts.RingBufferSize = cfg.Size(config.RingbufSize)
@@ -80,7 +82,7 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 	}
 	s := &session{rec: rec, agent: agent, done: make(chan error, 1), logger: logger, spans: spans}
 	s.roll = rolling.New(rolling.Options{Windows: cfg.RollingWindows()})
-	rec.AddSink(s.roll)
+	rec.AddObserver(s.roll)
 	src := snapshot.Source{Registry: rec.Registry, Rolling: s.roll,
 		Identity: snapshot.HostIdentity(cfg.String(config.BlockID), cfg.String(config.InstanceID)),
 		Targets: func() []snapshot.Target {
@@ -125,7 +127,9 @@ func (s *session) close() {
 	}
 	<-s.done
 	if s.spans != nil {
-		s.spans.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.spans.Shutdown(ctx)
 	}
 }
 

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/rolling"
 	"github.com/asobserve/asobserve/internal/snapshot"
 	"github.com/asobserve/asobserve/internal/snapshot/snapshottest"
@@ -84,12 +87,15 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 func TestSnapshotCommandAgainstHandler(t *testing.T) {
 	rec := metrics.New(metrics.Options{})
 	roll := rolling.New(rolling.Options{})
-	rec.AddSink(roll)
-	id := &metrics.Identity{Service: "checkout"}
+	rec.AddObserver(roll)
+	tg := &observe.Target{Identity: &observe.Identity{Service: "checkout"}}
 	for i := 0; i < 7; i++ {
-		rec.ObserveOp(id, metrics.OpSample{Op: "get", Namespace: "test", Set: "users", Duration: 3 * time.Millisecond})
+		rec.Op(tg, observe.Op{Name: "get", Namespace: "test", Set: "users", End: int64(3 * time.Millisecond)})
 	}
-	rec.EventsReceived.Add(7)
+	// The agent's counter (attach.SelfMetrics) by name: this test builds on every platform.
+	received := prometheus.NewCounter(prometheus.CounterOpts{Name: "asobserve_events_received_total", Help: "Probe records read from the ring buffer."})
+	rec.Registry.MustRegister(received)
+	received.Add(7)
 	src := snapshot.Source{Registry: rec.Registry, Rolling: roll, Identity: snapshot.Identity{BlockID: "blk", InstanceID: "inst", Node: "nd"},
 		Targets: func() []snapshot.Target { return []snapshot.Target{{PID: os.Getpid(), Service: "self"}} }}
 	srv := httptest.NewServer(snapshot.Handler(src))

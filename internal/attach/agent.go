@@ -1,9 +1,9 @@
 //go:build linux
 
 // Package attach loads the asobserve BPF programs, attaches them to target executables
-// according to the probe table, and turns ring-buffer records into recorder observations.
-// One set of uprobes serves every process of an executable; processes are selected in BPF
-// through the pids map.
+// according to the probe table (the loader, Agent), and turns ring-buffer records into
+// observer events (the pipeline, pipeline.go). One set of uprobes serves every process of
+// an executable; processes are selected in BPF through the pids map.
 package attach
 
 import (
@@ -21,12 +21,12 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/asobserve/asobserve/bpf"
-	"github.com/asobserve/asobserve/internal/decoder"
+	"github.com/asobserve/asobserve/internal/clock"
 	"github.com/asobserve/asobserve/internal/inspect"
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/probes"
 )
 
@@ -54,21 +54,20 @@ type Options struct {
 	Tracing bool
 	Floor   bool // benchmark floor: empty programs on the same probe points
 	Logf    func(format string, args ...any)
-	// OnOp and OnStage, when set, receive every decoded event after it was recorded
-	// (tracing). They must not block.
-	OnOp    func(t *Target, ev *decoder.OpEvent, op, errorType string)
-	OnStage func(t *Target, ev *decoder.StageEvent, stage, op string)
+	// Observers receive every event after the recorder (tracing), and TargetGone when a
+	// target is detached.
+	Observers []observe.Observer
 }
 
 // Target is one observed process.
 type Target struct {
+	// Target is what observers see of the process: PID, Identity, its clock and nodes.
+	observe.Target
 	detaching atomic.Bool
 
-	PID      int
-	Identity *metrics.Identity
-	Binary   BinaryInfo
-	exe      *exeProbes
-	nodes    nodeCache
+	Binary BinaryInfo
+	exe    *exeProbes
+	nodes  nodeCache
 }
 
 // BinaryInfo describes what was attached, for logs and the snapshot.
@@ -83,14 +82,6 @@ type BinaryInfo struct {
 
 type rowInfo struct {
 	row probes.Row
-}
-
-// opName is the operation's db_operation_name; alternate selects the row's AltOp.
-func (ri *rowInfo) opName(alternate bool) string {
-	if alternate && ri.row.AltOp != "" {
-		return ri.row.AltOp
-	}
-	return ri.row.Op
 }
 
 type exeKey struct{ dev, ino uint64 }
@@ -135,11 +126,9 @@ type Agent struct {
 
 	statsCloser io.Closer
 
-	received     atomic.Uint64
-	lostSeen     uint64
-	producedSeen uint64
-	counterMu    sync.Mutex
-	produced     prometheus.Counter
+	pipe  *pipeline
+	self  *SelfMetrics
+	clock *clock.Converter
 }
 
 // New loads the BPF programs and maps. It fails with a one-line error naming the cause
@@ -180,15 +169,9 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 		a.objs.Close()
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
 	}
-	a.produced = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "asobserve_events_produced_total", Help: "Probe records the kernel tried to write to the ring buffer.",
-	})
-	if err := rec.Registry.Register(a.produced); err != nil {
-		var already prometheus.AlreadyRegisteredError
-		if errors.As(err, &already) {
-			a.produced = already.ExistingCollector.(prometheus.Counter)
-		}
-	}
+	a.self = NewSelfMetrics(rec.Registry)
+	a.clock = clock.New()
+	a.pipe = newPipeline(a.reader, a, a.kernelCounters, append(observe.Fanout{rec}, opts.Observers...), a.self)
 	if opts.Stages {
 		rec.SetStagesEnabled(true)
 	}
@@ -211,9 +194,7 @@ func loadError(err error) error {
 // Close detaches everything and releases the BPF objects.
 func (a *Agent) Close() error {
 	// Records already in the ring buffer still count: read them before closing.
-	if produced, _, _, err := a.Counters(); err == nil {
-		a.waitDrained(produced, time.Second)
-	}
+	a.pipe.drain(time.Second)
 	a.mu.Lock()
 	for k, e := range a.exes {
 		a.detachExe(e)
@@ -260,12 +241,13 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 		e, err = a.attachExe(key, bin)
 		if err != nil {
 			bin.Close()
-			a.rec.ProbeAttachErrors.Inc()
+			a.self.ProbeAttachErrors.Inc()
 			return nil, err
 		}
 		a.exes[key] = e
 	}
-	t := &Target{PID: pid, Identity: id, Binary: e.info, exe: e}
+	t := &Target{Binary: e.info, exe: e}
+	t.Target = observe.Target{PID: pid, Identity: id, Wall: a.wall, Server: t.Server}
 	bias, err := loadBias(pid)
 	if err == nil {
 		var flags uint32
@@ -283,7 +265,7 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 	}
 	e.pids[pid] = true
 	a.targets.Store(uint32(pid), t)
-	a.rec.AttachedProcesses.Inc()
+	a.self.AttachedProcesses.Inc()
 	return t, nil
 }
 
@@ -291,7 +273,8 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 //
 // The pid leaves the BPF filter at once, but its records already in the ring buffer are
 // still attributed to it: the target is forgotten (and the executable's probes closed)
-// once the agent has read everything the kernel produced before the detach.
+// once the agent has read everything the kernel produced before the detach; then the
+// observers hear TargetGone.
 func (a *Agent) Detach(pid int) error {
 	v, ok := a.targets.Load(uint32(pid))
 	if !ok {
@@ -302,13 +285,11 @@ func (a *Agent) Detach(pid int) error {
 		return fmt.Errorf("pid %d is already being detached", pid)
 	}
 	_ = a.objs.Pids.Delete(uint32(pid))
-	produced, _, _, err := a.Counters()
-	if err == nil {
-		a.waitDrained(produced, 3*time.Second)
-	}
-	if _, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
-		a.rec.AttachedProcesses.Dec()
-	}
+	a.pipe.retire(t, 3*time.Second, func() {
+		if _, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
+			a.self.AttachedProcesses.Dec()
+		}
+	})
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(t.exe.pids, pid)
@@ -558,8 +539,9 @@ func (a *Agent) detachExe(e *exeProbes) {
 	}
 	for pid := range e.pids {
 		_ = a.objs.Pids.Delete(uint32(pid))
-		if _, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
-			a.rec.AttachedProcesses.Dec()
+		if t, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
+			a.self.AttachedProcesses.Dec()
+			a.pipe.obs.TargetGone(&t.(*Target).Target)
 		}
 	}
 	if e.bin != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/asobserve/asobserve/internal/attach"
 	"github.com/asobserve/asobserve/internal/e2etest"
 	"github.com/asobserve/asobserve/internal/metrics"
+	events "github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/otlptest"
 	"github.com/asobserve/asobserve/internal/spanfeed"
 	"github.com/asobserve/asobserve/internal/testserver"
@@ -84,12 +85,14 @@ func TestInProcessSpansMatchEBPF(t *testing.T) {
 
 	fromProbes := otlptest.Start(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+fromProbes.Addr)
-	feed, err := spanfeed.New(metrics.New(metrics.Options{}), t.Logf)
+	feed, err := spanfeed.New(metrics.New(metrics.Options{}).SpansDropped, t.Logf, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	observeWith(t, bin, e2etest.StartServer(t, testserver.Config{Nodes: 1}), nil, attach.Options{OnOp: feed.OnOp}, nil, args...)
-	feed.Shutdown()
+	observeWith(t, bin, e2etest.StartServer(t, testserver.Config{Nodes: 1}), nil, attach.Options{Observers: []events.Observer{feed}}, nil, args...)
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = feed.Shutdown(flushCtx)
+	cancelFlush()
 
 	fromWrapper := otlptest.Start(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+fromWrapper.Addr)

@@ -6,30 +6,60 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/asobserve/asobserve/internal/decoder"
-	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/outcome"
-	"github.com/asobserve/asobserve/internal/semconv"
+	"github.com/asobserve/asobserve/internal/probes"
 )
 
-// waitDrained waits until every record counted in produced has been read or lost.
-func (a *Agent) waitDrained(produced uint64, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		_, lost, handled, err := a.Counters()
-		if err != nil || handled+lost >= produced {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// recordSource is where the pipeline reads raw records: the agent's ring buffer reader, or
+// recorded records in tests.
+type recordSource interface {
+	SetDeadline(t time.Time)
+	ReadInto(rec *ringbuf.Record) error
 }
 
-// Run reads the ring buffer until Close. It decodes every record and feeds the recorder.
-func (a *Agent) Run() error {
+// resolver tells what a record's pid and probe-table row stand for; the loader (Agent)
+// knows both.
+type resolver interface {
+	target(pid uint32) (*Target, bool)
+	// rowOps is a row's operation name and its alternate ("" if it has none).
+	rowOps(row uint16) (op, altOp string, ok bool)
+}
+
+// kernelCounters returns how many records the probes produced and how many the kernel
+// dropped because the ring buffer was full.
+type kernelCounters func() (produced, lost uint64, err error)
+
+// pipeline turns records into observer events: ring buffer, decoder, target and operation
+// resolution, observer.
+type pipeline struct {
+	src    recordSource
+	res    resolver
+	kernel kernelCounters
+	obs    observe.Observer
+	self   *SelfMetrics
+
+	received     atomic.Uint64
+	counterMu    sync.Mutex
+	lostSeen     uint64
+	producedSeen uint64
+}
+
+func newPipeline(src recordSource, res resolver, kernel kernelCounters, obs observe.Observer, self *SelfMetrics) *pipeline {
+	return &pipeline{src: src, res: res, kernel: kernel, obs: obs, self: self}
+}
+
+// Run reads the ring buffer until Close. It decodes every record and feeds the observers.
+func (a *Agent) Run() error { return a.pipe.run() }
+
+func (p *pipeline) run() error {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -40,7 +70,7 @@ func (a *Agent) Run() error {
 			case <-stop:
 				return
 			case <-t.C:
-				a.PollCounters()
+				p.pollCounters()
 			}
 		}
 	}()
@@ -49,8 +79,8 @@ func (a *Agent) Run() error {
 	var op decoder.OpEvent
 	var st decoder.StageEvent
 	for {
-		a.reader.SetDeadline(time.Now().Add(PollInterval))
-		if err := a.reader.ReadInto(&rec); err != nil {
+		p.src.SetDeadline(time.Now().Add(PollInterval))
+		if err := p.src.ReadInto(&rec); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
 			}
@@ -59,72 +89,78 @@ func (a *Agent) Run() error {
 			}
 			return fmt.Errorf("reading ring buffer: %w", err)
 		}
-		a.handle(dec, rec.RawSample, &op, &st)
+		p.handle(dec, rec.RawSample, &op, &st)
 		// Counted after handling, so that a drained count means every record is recorded.
-		a.received.Add(1)
+		p.received.Add(1)
 	}
 }
 
-func (a *Agent) handle(dec *decoder.Decoder, raw []byte, op *decoder.OpEvent, st *decoder.StageEvent) {
-	a.rec.EventsReceived.Inc()
+func (p *pipeline) handle(dec *decoder.Decoder, raw []byte, op *decoder.OpEvent, st *decoder.StageEvent) {
+	p.self.EventsReceived.Inc()
 	typ, _ := decoder.Type(raw)
 	switch typ {
 	case decoder.TypeOp:
 		if err := dec.DecodeOp(raw, op); err != nil {
-			a.rec.EventsInvalid.Inc()
+			p.self.EventsInvalid.Inc()
 			return
 		}
-		a.handleOp(op)
+		p.handleOp(op)
 	case decoder.TypeStage:
 		if err := dec.DecodeStage(raw, st); err != nil {
-			a.rec.EventsInvalid.Inc()
+			p.self.EventsInvalid.Inc()
 			return
 		}
-		a.handleStage(st)
+		p.handleStage(st)
 	default:
-		a.rec.EventsInvalid.Inc()
+		p.self.EventsInvalid.Inc()
 	}
 }
 
 // resolve finds the target and operation name a record belongs to; a record of an unknown
 // row or process counts as invalid.
-func (a *Agent) resolve(pid uint32, row uint16, alternate bool) (*Target, string, bool) {
-	ri := a.rows[row%maxRows].Load()
-	v, ok := a.targets.Load(pid)
-	if ri == nil || !ok {
-		a.rec.EventsInvalid.Inc()
+func (p *pipeline) resolve(pid uint32, row uint16, alternate bool) (*Target, string, bool) {
+	op, altOp, rowKnown := p.res.rowOps(row)
+	t, ok := p.res.target(pid)
+	if !rowKnown || !ok {
+		p.self.EventsInvalid.Inc()
 		return nil, "", false
 	}
-	return v.(*Target), ri.opName(alternate), true
+	if alternate && altOp != "" {
+		return t, altOp, true
+	}
+	return t, op, true
 }
 
-func (a *Agent) handleOp(ev *decoder.OpEvent) {
-	t, opName, ok := a.resolve(ev.PID, ev.Row, ev.Alternate)
+func (p *pipeline) handleOp(ev *decoder.OpEvent) {
+	t, opName, ok := p.resolve(ev.PID, ev.Row, ev.Alternate)
 	if !ok {
 		return
 	}
-	errType := outcome.ErrorType(opName, ev.Failed, int(ev.Cause))
-	a.rec.ObserveOp(t.Identity, metrics.OpSample{Op: opName, Namespace: ev.Namespace, Set: ev.Set,
-		ErrorType: errType, Duration: time.Duration(ev.End - ev.Start)})
-	if a.opts.OnOp != nil {
-		a.opts.OnOp(t, ev, opName, errType)
-	}
+	p.obs.Op(&t.Target, observe.Op{Name: opName, Namespace: ev.Namespace, Set: ev.Set,
+		ErrorType: outcome.ErrorType(opName, ev.Failed, int(ev.Cause)), ResultCode: int(ev.Cause), ID: ev.OpID,
+		Start: int64(ev.Start), End: int64(ev.End), Node: ev.Node,
+		ParentTraceID: ev.ParentTraceID, ParentSpanID: ev.ParentSpanID, ParentFlags: ev.ParentFlags})
 }
 
-func (a *Agent) handleStage(ev *decoder.StageEvent) {
-	t, opName, ok := a.resolve(ev.PID, ev.Row, ev.Alternate)
+func (p *pipeline) handleStage(ev *decoder.StageEvent) {
+	t, opName, ok := p.resolve(ev.PID, ev.Row, ev.Alternate)
 	if !ok {
 		return
 	}
-	stage := semconv.Stages[ev.Stage]
-	a.rec.ObserveStage(t.Identity, metrics.StageSample{Stage: stage, Op: opName, Duration: time.Duration(ev.End - ev.Start)})
-	if a.opts.OnStage != nil {
-		a.opts.OnStage(t, ev, stage, opName)
-	}
+	p.obs.Stage(&t.Target, observe.Stage{Name: probes.StageName(ev.Stage), Op: opName, OpID: ev.OpID,
+		Start: int64(ev.Start), End: int64(ev.End)})
 }
 
 // Counters returns the kernel's produced and lost record counts and the records read.
-func (a *Agent) Counters() (produced, lost, received uint64, err error) {
+func (a *Agent) Counters() (produced, lost, received uint64, err error) { return a.pipe.counters() }
+
+func (p *pipeline) counters() (produced, lost, received uint64, err error) {
+	produced, lost, err = p.kernel()
+	return produced, lost, p.received.Load(), err
+}
+
+// kernelCounters sums the per-CPU produced and lost counts of the BPF programs.
+func (a *Agent) kernelCounters() (produced, lost uint64, err error) {
 	var vals []uint64
 	if err = a.objs.Counters.Lookup(uint32(0), &vals); err != nil {
 		return
@@ -138,23 +174,75 @@ func (a *Agent) Counters() (produced, lost, received uint64, err error) {
 	for _, v := range vals {
 		lost += v
 	}
-	return produced, lost, a.received.Load(), nil
+	return produced, lost, nil
 }
 
 // PollCounters moves the kernel's produced/lost counts into the self-metrics.
-func (a *Agent) PollCounters() {
-	produced, lost, _, err := a.Counters()
+func (a *Agent) PollCounters() { a.pipe.pollCounters() }
+
+func (p *pipeline) pollCounters() {
+	produced, lost, err := p.kernel()
 	if err != nil {
 		return
 	}
-	a.counterMu.Lock()
-	defer a.counterMu.Unlock()
-	if lost > a.lostSeen {
-		a.rec.EventsLost.Add(float64(lost - a.lostSeen))
-		a.lostSeen = lost
+	p.counterMu.Lock()
+	defer p.counterMu.Unlock()
+	if lost > p.lostSeen {
+		p.self.EventsLost.Add(float64(lost - p.lostSeen))
+		p.lostSeen = lost
 	}
-	if produced > a.producedSeen {
-		a.produced.Add(float64(produced - a.producedSeen))
-		a.producedSeen = produced
+	if produced > p.producedSeen {
+		p.self.EventsProduced.Add(float64(produced - p.producedSeen))
+		p.producedSeen = produced
 	}
 }
+
+// drain waits, at most timeout, until every record the kernel has produced so far has been
+// read or lost.
+func (p *pipeline) drain(timeout time.Duration) {
+	produced, _, err := p.kernel()
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		_, lost, handled, err := p.counters()
+		if err != nil || handled+lost >= produced {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// retire ends a target that has left the BPF pid filter: its records already in the ring
+// buffer are still attributed to it, then forget drops it from the resolver, and only then
+// do the observers hear TargetGone, so that nothing of it follows.
+func (p *pipeline) retire(t *Target, timeout time.Duration, forget func()) {
+	p.drain(timeout)
+	forget()
+	p.obs.TargetGone(&t.Target)
+}
+
+// target implements resolver.
+func (a *Agent) target(pid uint32) (*Target, bool) {
+	v, ok := a.targets.Load(pid)
+	if !ok {
+		return nil, false
+	}
+	return v.(*Target), true
+}
+
+// rowOps implements resolver.
+func (a *Agent) rowOps(row uint16) (op, altOp string, ok bool) {
+	ri := a.rows[row%maxRows].Load()
+	if ri == nil {
+		return "", "", false
+	}
+	return ri.row.Op, ri.row.AltOp, true
+}
+
+// wall converts a record's CLOCK_MONOTONIC time (observe.Target.Wall).
+func (a *Agent) wall(ns int64) time.Time { return a.clock.Wall(uint64(ns)) }
+
+// SelfMetrics returns the agent's own counters.
+func (a *Agent) SelfMetrics() *SelfMetrics { return a.self }

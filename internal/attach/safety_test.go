@@ -126,10 +126,10 @@ func TestRingOverflowCountsExactly(t *testing.T) {
 	if lost == 0 || received == 0 {
 		t.Fatalf("received %d, lost %d: a one-page ring left unread must both fill and overflow", received, lost)
 	}
-	if v := testutil.ToFloat64(rec.EventsLost); v != float64(lost) {
+	if v := testutil.ToFloat64(agent.SelfMetrics().EventsLost); v != float64(lost) {
 		t.Errorf("asobserve_events_lost_total = %v, kernel lost %d", v, lost)
 	}
-	if v := testutil.ToFloat64(rec.EventsReceived); v != float64(received) {
+	if v := testutil.ToFloat64(agent.SelfMetrics().EventsReceived); v != float64(received) {
 		t.Errorf("asobserve_events_received_total = %v, read %d", v, received)
 	}
 	got := e2etest.OpSeries(t, rec.Registry, "workload")
@@ -223,7 +223,7 @@ func TestTargetExecAndExit(t *testing.T) {
 	if tg := agent.Targets(); len(tg) != 0 {
 		t.Errorf("targets after Detach: %+v", tg)
 	}
-	if v := testutil.ToFloat64(rec.AttachedProcesses); v != 0 {
+	if v := testutil.ToFloat64(agent.SelfMetrics().AttachedProcesses); v != 0 {
 		t.Errorf("asobserve_attached_processes = %v after Detach", v)
 	}
 	if left := e2etest.UprobesOn(t, bin, w.PID); len(left) != 0 {

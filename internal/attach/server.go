@@ -8,15 +8,14 @@ import (
 	"os"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/asobserve/asobserve/internal/observe"
 )
 
 type hostOffsets struct{ nodeHost, hostName, hostPort int64 }
 
 // ServerAddr is the host and port of the node an operation was sent to.
-type ServerAddr struct {
-	Host string
-	Port int
-}
+type ServerAddr = observe.ServerAddr
 
 // maxNodesCached bounds a target's node cache: clusters have tens of nodes, and nodes
 // that leave take their entries with them only when the process does.

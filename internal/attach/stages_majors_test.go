@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/asobserve/asobserve/internal/attach"
-	"github.com/asobserve/asobserve/internal/decoder"
 	"github.com/asobserve/asobserve/internal/e2etest"
 	"github.com/asobserve/asobserve/internal/inspect"
 	"github.com/asobserve/asobserve/internal/metrics"
+	events "github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/probes"
 	"github.com/asobserve/asobserve/internal/semconv"
 	"github.com/asobserve/asobserve/internal/testserver"
@@ -62,8 +62,9 @@ func checkStagesForClient(t *testing.T, build e2etest.TargetBuild) {
 	p := &pairs{ops: map[uint64]*opTiming{}}
 	var serversMu sync.Mutex
 	servers := map[string]map[string]int{} // op -> "host:port" ("" unresolved) -> ops
-	onOp := func(tg *attach.Target, ev *decoder.OpEvent, op, errorType string) {
-		p.onOp(tg, ev, op, errorType)
+	onOp := func(tg *events.Target, ev events.Op) {
+		p.onOp(tg, ev)
+		op := ev.Name
 		addr := ""
 		if s, ok := tg.Server(ev.Node); ok {
 			addr = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
@@ -75,7 +76,7 @@ func checkStagesForClient(t *testing.T, build e2etest.TargetBuild) {
 		servers[op][addr]++
 		serversMu.Unlock()
 	}
-	agent := runAgent(t, rec, attach.Options{Stages: true, Tracing: true, OnOp: onOp, OnStage: p.onStage})
+	agent := runAgent(t, rec, attach.Options{Stages: true, Tracing: true, Observers: []events.Observer{hooks{op: onOp, stage: p.onStage}}})
 	tgt, err := agent.Attach(w.PID, &metrics.Identity{Service: "target"})
 	if err != nil {
 		t.Fatal(err)

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/asobserve/asobserve/internal/attach"
-	"github.com/asobserve/asobserve/internal/decoder"
 	"github.com/asobserve/asobserve/internal/e2etest"
 	"github.com/asobserve/asobserve/internal/metrics"
+	events "github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/rolling"
 	"github.com/asobserve/asobserve/internal/semconv"
 	"github.com/asobserve/asobserve/internal/testserver"
@@ -38,18 +38,18 @@ func (p *pairs) get(id uint64) *opTiming {
 	return o
 }
 
-func (p *pairs) onOp(_ *attach.Target, ev *decoder.OpEvent, op, _ string) {
+func (p *pairs) onOp(_ *events.Target, ev events.Op) {
 	p.mu.Lock()
-	o := p.get(ev.OpID)
-	o.op, o.start, o.end = op, ev.Start, ev.End
+	o := p.get(ev.ID)
+	o.op, o.start, o.end = ev.Name, uint64(ev.Start), uint64(ev.End)
 	p.mu.Unlock()
 }
 
-func (p *pairs) onStage(_ *attach.Target, ev *decoder.StageEvent, stage, _ string) {
+func (p *pairs) onStage(_ *events.Target, ev events.Stage) {
 	p.mu.Lock()
 	o := p.get(ev.OpID)
-	o.stages[stage] += ev.End - ev.Start
-	o.spans = append(o.spans, [2]uint64{ev.Start, ev.End})
+	o.stages[ev.Name] += uint64(ev.End - ev.Start)
+	o.spans = append(o.spans, [2]uint64{uint64(ev.Start), uint64(ev.End)})
 	p.mu.Unlock()
 }
 
@@ -62,7 +62,7 @@ func TestStagesBreakDownOperations(t *testing.T) {
 	roll := rolling.New(rolling.Options{})
 	var rec *metrics.Recorder
 	rec, agent, got, want := observeWith(t, bin, cluster, []testserver.Fault{{Namespace: "test", Latency: 5 * time.Millisecond}},
-		attach.Options{Stages: true, OnOp: p.onOp, OnStage: p.onStage}, nil,
+		attach.Options{Stages: true, Observers: []events.Observer{hooks{op: p.onOp, stage: p.onStage}}}, nil,
 		"--mix", "get=2,put=1,batch_read=2,batch_operate=1,batch_remove=1", "--count", "300", "--concurrency", "2",
 		"--keys", "60", "--concurrent-nodes", "1")
 	_ = agent

@@ -1,56 +1,27 @@
 // Package metrics turns operation and stage observations into the seed's Prometheus
-// histograms plus asobserve's self-metrics. It does not care where an observation comes
-// from: the eBPF pipeline and the in-process wrapper both feed the same Recorder.
+// histograms. It does not care where an observation comes from: the eBPF pipeline and the
+// in-process wrapper both feed the same Recorder, an observe.Observer. The eBPF agent's own
+// self-metrics live with the agent (internal/attach), so an in-process registry carries none.
 package metrics
 
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/semconv"
 )
 
-// Identity names the process an observation belongs to. Its values become the identity
-// labels (semconv.IdentityLabels); keep one Identity per process and reuse the pointer.
-type Identity struct {
-	Service      string
-	Node         string
-	K8sNamespace string
-	Pod          string
-	Container    string
-}
+// Identity names the process an observation belongs to (see observe.Identity).
+type Identity = observe.Identity
 
-func (id *Identity) labelValues() []string {
+func labelValues(id *Identity) []string {
 	if id == nil {
 		return []string{"", "", "", "", ""}
 	}
 	return []string{id.Service, id.Node, id.K8sNamespace, id.Pod, id.Container}
-}
-
-// OpSample is one finished data operation.
-type OpSample struct {
-	Op        string
-	Namespace string
-	Set       string
-	ErrorType string
-	Duration  time.Duration
-}
-
-// StageSample is one internal stage of an operation.
-type StageSample struct {
-	Stage    string
-	Op       string
-	Duration time.Duration
-}
-
-// Sink receives observations after the recorder has applied its label policy (the
-// cardinality cap). Rolling windows and other summaries implement it.
-type Sink interface {
-	ObserveOp(id *Identity, s OpSample)
-	ObserveStage(id *Identity, s StageSample)
 }
 
 // OtherCollection replaces db_collection_name for (namespace, set) pairs beyond the cap.
@@ -73,8 +44,9 @@ type collectionKey struct {
 	service, namespace, set string
 }
 
-// Recorder owns the registry with the operation and stage histograms and the agent's
-// self-metrics.
+// Recorder owns the registry with the operation and stage histograms. It is an
+// observe.Observer, and relays what it records, after its label policy (the cardinality
+// cap), to the observers added with AddObserver: rolling windows and other summaries.
 type Recorder struct {
 	Registry *prometheus.Registry
 
@@ -93,15 +65,11 @@ type Recorder struct {
 	perService    map[string]int
 	labelOverflow prometheus.Counter
 	stagesGauge   prometheus.Gauge
-	sinks         atomic.Pointer[[]Sink]
-	sinksMu       sync.Mutex
+	observers     atomic.Pointer[observe.Fanout]
+	observersMu   sync.Mutex
 
-	EventsReceived    prometheus.Counter
-	EventsLost        prometheus.Counter
-	EventsInvalid     prometheus.Counter
-	AttachedProcesses prometheus.Gauge
-	ProbeAttachErrors prometheus.Counter
-	SpansDropped      prometheus.Counter
+	// SpansDropped counts spans lost on the way to the exporter, in either mode.
+	SpansDropped prometheus.Counter
 }
 
 // Options configure a Recorder.
@@ -144,45 +112,29 @@ func New(o Options) *Recorder {
 			Name: "asobserve_internal_stage_metrics_enabled",
 			Help: "1 if internal stage profiling is on, 0 otherwise.",
 		}),
-		EventsReceived: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "asobserve_events_received_total", Help: "Probe records read from the ring buffer.",
-		}),
-		EventsLost: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "asobserve_events_lost_total", Help: "Probe records dropped in the kernel because the ring buffer was full.",
-		}),
-		EventsInvalid: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "asobserve_events_invalid_total", Help: "Probe records rejected by the decoder.",
-		}),
-		AttachedProcesses: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "asobserve_attached_processes", Help: "Processes currently observed.",
-		}),
-		ProbeAttachErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "asobserve_probe_attach_errors_total", Help: "Probe attachments that failed.",
-		}),
 		SpansDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asobserve_spans_dropped_total", Help: "Spans dropped because the export queue was full or the exporter failed.",
 		}),
 	}
 	r.opsEnabled.Store(true)
-	reg.MustRegister(r.opHist, r.stageHist, r.labelOverflow, r.stagesGauge, r.EventsReceived, r.EventsLost,
-		r.EventsInvalid, r.AttachedProcesses, r.ProbeAttachErrors, r.SpansDropped)
+	reg.MustRegister(r.opHist, r.stageHist, r.labelOverflow, r.stagesGauge, r.SpansDropped)
 	return r
 }
 
-// AddSink registers a receiver of every recorded observation.
-func (r *Recorder) AddSink(s Sink) {
-	r.sinksMu.Lock()
-	defer r.sinksMu.Unlock()
-	var next []Sink
-	if cur := r.sinks.Load(); cur != nil {
+// AddObserver registers a receiver of every recorded observation and of TargetGone.
+func (r *Recorder) AddObserver(o observe.Observer) {
+	r.observersMu.Lock()
+	defer r.observersMu.Unlock()
+	var next observe.Fanout
+	if cur := r.observers.Load(); cur != nil {
 		next = append(next, *cur...)
 	}
-	next = append(next, s)
-	r.sinks.Store(&next)
+	next = append(next, o)
+	r.observers.Store(&next)
 }
 
-func (r *Recorder) currentSinks() []Sink {
-	if cur := r.sinks.Load(); cur != nil {
+func (r *Recorder) currentObservers() observe.Fanout {
+	if cur := r.observers.Load(); cur != nil {
 		return *cur
 	}
 	return nil
@@ -207,56 +159,65 @@ func (r *Recorder) SetStagesEnabled(on bool) {
 // StagesEnabled reports the stage histogram switch.
 func (r *Recorder) StagesEnabled() bool { return r.stagesEnabled.Load() }
 
-// ObserveOp records one finished operation. A series seen before takes a lock-free
-// path; only new label sets go through the cardinality cap.
-func (r *Recorder) ObserveOp(id *Identity, s OpSample) {
+// Op records one finished operation. A series seen before takes a lock-free path; only
+// new label sets go through the cardinality cap.
+func (r *Recorder) Op(t *observe.Target, op observe.Op) {
 	if !r.opsEnabled.Load() {
 		return
 	}
 	var obs prometheus.Observer
-	obs, s.Set = r.OpObserver(id, s.Op, s.Namespace, s.Set, s.ErrorType)
-	obs.Observe(s.Duration.Seconds())
-	r.ObserveOpSinks(id, s)
+	obs, op.Set = r.OpObserver(t.Identity, op.Name, op.Namespace, op.Set, op.ErrorType)
+	obs.Observe(op.Duration().Seconds())
+	r.Relay(t, op)
 }
 
 // OpObserver returns the operation histogram's series for these labels and the set label
 // it has (the collection cap applied), for callers that keep the series: observing it and
-// calling ObserveOpSinks with that set is ObserveOp without the lookup. It ignores
-// SetOperationsEnabled; callers check it.
+// calling Relay with that set is Op without the lookup. It ignores SetOperationsEnabled;
+// callers check it.
 func (r *Recorder) OpObserver(id *Identity, op, namespace, set, errorType string) (prometheus.Observer, string) {
 	k := opKey{id: id, op: op, namespace: namespace, set: set, errType: errorType}
 	obs, ok := r.opChildren.Load(k)
 	if !ok {
 		k.set = r.capCollection(id, namespace, set)
 		if obs, ok = r.opChildren.Load(k); !ok {
-			values := append([]string{semconv.SystemName, namespace, k.set, op, errorType}, id.labelValues()...)
+			values := append([]string{semconv.SystemName, namespace, k.set, op, errorType}, labelValues(id)...)
 			obs, _ = r.opChildren.LoadOrStore(k, r.opHist.WithLabelValues(values...))
 		}
 	}
 	return obs.(prometheus.Observer), k.set
 }
 
-// ObserveOpSinks feeds one operation to the sinks (rolling windows, publishers) only.
-func (r *Recorder) ObserveOpSinks(id *Identity, s OpSample) {
-	for _, sk := range r.currentSinks() {
-		sk.ObserveOp(id, s)
+// Relay feeds one recorded operation, its set label capped, to the added observers only.
+func (r *Recorder) Relay(t *observe.Target, op observe.Op) {
+	for _, o := range r.currentObservers() {
+		o.Op(t, op)
 	}
 }
 
-// ObserveStage records one internal stage; it is ignored while stages are off.
-func (r *Recorder) ObserveStage(id *Identity, s StageSample) {
+// Stage records one internal stage; it is ignored while stages are off.
+func (r *Recorder) Stage(t *observe.Target, st observe.Stage) {
 	if !r.stagesEnabled.Load() {
 		return
 	}
-	k := stageKey{id: id, stage: s.Stage, op: s.Op}
+	k := stageKey{id: t.Identity, stage: st.Name, op: st.Op}
 	obs, ok := r.stageChildren.Load(k)
 	if !ok {
-		values := append([]string{s.Stage, s.Op}, id.labelValues()...)
+		values := append([]string{st.Name, st.Op}, labelValues(t.Identity)...)
 		obs, _ = r.stageChildren.LoadOrStore(k, r.stageHist.WithLabelValues(values...))
 	}
-	obs.(prometheus.Observer).Observe(s.Duration.Seconds())
-	for _, sk := range r.currentSinks() {
-		sk.ObserveStage(id, s)
+	obs.(prometheus.Observer).Observe(st.Duration().Seconds())
+	for _, o := range r.currentObservers() {
+		o.Stage(t, st)
+	}
+}
+
+// TargetGone passes the end of a target on to the added observers. The recorder itself
+// keeps its series: they belong to the target's identity, which outlives one process
+// (a service's next process has the same labels), and Forget drops them when wanted.
+func (r *Recorder) TargetGone(t *observe.Target) {
+	for _, o := range r.currentObservers() {
+		o.TargetGone(t)
 	}
 }
 
@@ -296,7 +257,7 @@ func (r *Recorder) Forget(id *Identity) {
 	})
 	match := prometheus.Labels{}
 	for i, name := range semconv.IdentityLabels {
-		match[name] = id.labelValues()[i]
+		match[name] = labelValues(id)[i]
 	}
 	r.opHist.DeletePartialMatch(match)
 	r.stageHist.DeletePartialMatch(match)

@@ -7,8 +7,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/semconv"
 )
+
+// of is the target an identity's events come from in these tests.
+func of(id *Identity) *observe.Target { return &observe.Target{Identity: id} }
+
+// lasting is an End for an event that started at 0 and lasted d.
+func lasting(d time.Duration) int64 { return int64(d) }
 
 func exposition(t *testing.T, r *Recorder) string {
 	return r.Text()
@@ -31,8 +38,8 @@ func TestHelpAndTypeBeforeAnyOperation(t *testing.T) {
 func TestOperationSeriesLabelsAndBuckets(t *testing.T) {
 	r := New(Options{})
 	id := &Identity{Service: "svc"}
-	r.ObserveOp(id, OpSample{Op: "get", Namespace: "test", Set: "users", ErrorType: "KeyNotFoundError", Duration: 3 * time.Millisecond})
-	r.ObserveOp(id, OpSample{Op: "get", Namespace: "test", Set: "users", ErrorType: "KeyNotFoundError", Duration: 70 * time.Millisecond})
+	r.Op(of(id), observe.Op{Name: "get", Namespace: "test", Set: "users", ErrorType: "KeyNotFoundError", End: lasting(3 * time.Millisecond)})
+	r.Op(of(id), observe.Op{Name: "get", Namespace: "test", Set: "users", ErrorType: "KeyNotFoundError", End: lasting(70 * time.Millisecond)})
 	text := exposition(t, r)
 	prefix := `db_client_operation_duration_seconds_bucket{db_collection_name="users",db_namespace="test",db_operation_name="get",db_system_name="aerospike",error_type="KeyNotFoundError",k8s_container_name="",k8s_namespace_name="",k8s_node_name="",k8s_pod_name="",service_name="svc",le=`
 	want := map[string]string{"0.001": "0", "0.005": "1", "0.01": "1", "0.05": "1", "0.1": "2", "0.5": "2", "1": "2", "5": "2", "10": "2", "+Inf": "2"}
@@ -50,12 +57,12 @@ func TestOperationSeriesLabelsAndBuckets(t *testing.T) {
 func TestStagesOnlyWhileEnabled(t *testing.T) {
 	r := New(Options{})
 	id := &Identity{Service: "svc"}
-	r.ObserveStage(id, StageSample{Stage: "io", Op: "batch_read", Duration: time.Millisecond})
+	r.Stage(of(id), observe.Stage{Name: "io", Op: "batch_read", End: lasting(time.Millisecond)})
 	if n := testutil.CollectAndCount(r.stageHist); n != 0 {
 		t.Fatalf("stage series while off: %d", n)
 	}
 	r.SetStagesEnabled(true)
-	r.ObserveStage(id, StageSample{Stage: "io", Op: "batch_read", Duration: time.Millisecond})
+	r.Stage(of(id), observe.Stage{Name: "io", Op: "batch_read", End: lasting(time.Millisecond)})
 	if n := testutil.CollectAndCount(r.stageHist); n != 1 {
 		t.Fatalf("stage series while on: %d", n)
 	}
@@ -67,7 +74,7 @@ func TestStagesOnlyWhileEnabled(t *testing.T) {
 func TestOperationsSwitch(t *testing.T) {
 	r := New(Options{})
 	r.SetOperationsEnabled(false)
-	r.ObserveOp(nil, OpSample{Op: "put", Namespace: "n", Set: "s"})
+	r.Op(of(nil), observe.Op{Name: "put", Namespace: "n", Set: "s"})
 	if n := testutil.CollectAndCount(r.opHist); n != 0 {
 		t.Fatalf("%d series with operations off", n)
 	}
@@ -78,9 +85,9 @@ func TestCollectionCap(t *testing.T) {
 	id := &Identity{Service: "svc"}
 	other := &Identity{Service: "other"}
 	for i := 0; i < 10000; i++ {
-		r.ObserveOp(id, OpSample{Op: "put", Namespace: "test", Set: "set" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)})
+		r.Op(of(id), observe.Op{Name: "put", Namespace: "test", Set: "set" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)})
 	}
-	r.ObserveOp(other, OpSample{Op: "put", Namespace: "test", Set: "fresh"})
+	r.Op(of(other), observe.Op{Name: "put", Namespace: "test", Set: "fresh"})
 	if n := testutil.CollectAndCount(r.opHist); n != 12 { // 10 capped + _other + the other service's
 		t.Fatalf("series = %d, want 12", n)
 	}
@@ -89,29 +96,49 @@ func TestCollectionCap(t *testing.T) {
 	}
 }
 
-type countingSink struct{ ops, stages int }
+type countingObserver struct {
+	ops, stages int
+	gone        []*observe.Target
+}
 
-func (c *countingSink) ObserveOp(*Identity, OpSample)       { c.ops++ }
-func (c *countingSink) ObserveStage(*Identity, StageSample) { c.stages++ }
+func (c *countingObserver) Op(*observe.Target, observe.Op)       { c.ops++ }
+func (c *countingObserver) Stage(*observe.Target, observe.Stage) { c.stages++ }
+func (c *countingObserver) TargetGone(t *observe.Target)         { c.gone = append(c.gone, t) }
 
 func TestSinksSeeCappedObservations(t *testing.T) {
 	r := New(Options{})
-	s := &countingSink{}
-	r.AddSink(s)
+	s := &countingObserver{}
+	r.AddObserver(s)
 	r.SetStagesEnabled(true)
-	r.ObserveOp(nil, OpSample{Op: "put"})
-	r.ObserveStage(nil, StageSample{Stage: "io"})
+	r.Op(of(nil), observe.Op{Name: "put"})
+	r.Stage(of(nil), observe.Stage{Name: "io"})
 	if s.ops != 1 || s.stages != 1 {
 		t.Fatalf("sink saw %+v", s)
+	}
+}
+
+func TestTargetGoneReachesObserversAndKeepsSeries(t *testing.T) {
+	r := New(Options{})
+	s := &countingObserver{}
+	r.AddObserver(s)
+	gone := of(&Identity{Service: "svc"})
+	r.Op(gone, observe.Op{Name: "put", Namespace: "test", Set: "s"})
+	r.TargetGone(gone)
+	if len(s.gone) != 1 || s.gone[0] != gone {
+		t.Fatalf("observer saw TargetGone for %v, want exactly the gone target", s.gone)
+	}
+	if n := testutil.CollectAndCount(r.opHist); n != 1 {
+		t.Fatalf("%d operation series after TargetGone, want the identity's 1 kept", n)
 	}
 }
 
 func BenchmarkObserveOp(b *testing.B) {
 	r := New(Options{})
 	id := &Identity{Service: "svc"}
-	s := OpSample{Op: "get", Namespace: "test", Set: "users", Duration: time.Millisecond}
+	tg := of(id)
+	op := observe.Op{Name: "get", Namespace: "test", Set: "users", End: lasting(time.Millisecond)}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		r.ObserveOp(id, s)
+		r.Op(tg, op)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/rolling"
 	"github.com/asobserve/asobserve/internal/snapshot"
 	"github.com/asobserve/asobserve/internal/snapshot/snapshottest"
@@ -130,8 +131,8 @@ var base = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 func newSeqSource() *seqSource {
 	rec := metrics.New(metrics.Options{})
 	roll := rolling.New(rolling.Options{})
-	rec.AddSink(roll)
-	rec.ObserveOp(&metrics.Identity{Service: "svc"}, metrics.OpSample{Op: "get", Namespace: "test", Set: "s", Duration: time.Millisecond})
+	rec.AddObserver(roll)
+	rec.Op(&observe.Target{Identity: &observe.Identity{Service: "svc"}}, observe.Op{Name: "get", Namespace: "test", Set: "s", End: int64(time.Millisecond)})
 	s := &seqSource{}
 	s.src = snapshot.Source{Registry: rec.Registry, Rolling: roll, Identity: snapshot.Identity{BlockID: "b", InstanceID: "i", Node: "n"},
 		Now: func() time.Time { return base.Add(time.Duration(s.seq.Add(1)) * time.Second) }}

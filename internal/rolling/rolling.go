@@ -1,7 +1,7 @@
 // Package rolling keeps 1m/5m/15m (configurable) summaries of operation and stage
-// latencies: count, rate, average, last value and p50/p95/p99, without PromQL. It is a
-// metrics.Sink: register it with Recorder.AddSink and it sees every observation after the
-// recorder's cardinality cap.
+// latencies: count, rate, average, last value and p50/p95/p99, without PromQL. It is an
+// observe.Observer: register it with Recorder.AddObserver and it sees every observation
+// after the recorder's cardinality cap.
 //
 // Design: every series holds, per window W, a ring of Slots time slots of width W/Slots.
 // A slot keeps count, sum and a log-linear histogram (see hist.go), so memory per series is
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/semconv"
 )
 
@@ -120,17 +121,21 @@ func (r *Rolling) Windows() []time.Duration { return append([]time.Duration(nil)
 // Overflowed counts observations folded into an overflow series because of MaxSeries.
 func (r *Rolling) Overflowed() uint64 { return r.overflow.Load() }
 
-// ObserveOp implements metrics.Sink.
-func (r *Rolling) ObserveOp(id *metrics.Identity, s metrics.OpSample) {
-	k := seriesKey{kind: 0, service: serviceOf(id), op: s.Op, a: s.Namespace, b: s.Set, errorType: s.ErrorType}
-	r.observe(k, int64(s.Duration))
+// Op implements observe.Observer.
+func (r *Rolling) Op(t *observe.Target, op observe.Op) {
+	k := seriesKey{kind: 0, service: serviceOf(t.Identity), op: op.Name, a: op.Namespace, b: op.Set, errorType: op.ErrorType}
+	r.observe(k, int64(op.Duration()))
 }
 
-// ObserveStage implements metrics.Sink.
-func (r *Rolling) ObserveStage(id *metrics.Identity, s metrics.StageSample) {
-	k := seriesKey{kind: 1, service: serviceOf(id), op: s.Op, a: s.Stage}
-	r.observe(k, int64(s.Duration))
+// Stage implements observe.Observer.
+func (r *Rolling) Stage(t *observe.Target, st observe.Stage) {
+	k := seriesKey{kind: 1, service: serviceOf(t.Identity), op: st.Op, a: st.Name}
+	r.observe(k, int64(st.Duration()))
 }
+
+// TargetGone implements observe.Observer. Series are per service, not per process, and
+// age out of their windows by themselves, so a process's end changes none of them.
+func (r *Rolling) TargetGone(*observe.Target) {}
 
 func (r *Rolling) observe(k seriesKey, durNs int64) {
 	nowNs := r.now().UnixNano()
@@ -140,7 +145,7 @@ func (r *Rolling) observe(k seriesKey, durNs int64) {
 	}
 }
 
-func serviceOf(id *metrics.Identity) string {
+func serviceOf(id *observe.Identity) string {
 	if id == nil {
 		return ""
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 )
 
 type fakeClock struct {
@@ -31,10 +31,10 @@ func (c *fakeClock) Set(t time.Time) {
 // t0 is aligned to every default slot width (5 s, 25 s, 75 s).
 var t0 = time.Unix(1_800_000_000-1_800_000_000%300, 0)
 
-var svc = &metrics.Identity{Service: "checkout"}
+var svc = &observe.Target{Identity: &observe.Identity{Service: "checkout"}}
 
-func op(set string, d time.Duration) metrics.OpSample {
-	return metrics.OpSample{Op: "get", Namespace: "test", Set: set, ErrorType: "", Duration: d}
+func op(set string, d time.Duration) observe.Op {
+	return observe.Op{Name: "get", Namespace: "test", Set: set, ErrorType: "", End: int64(d)}
 }
 
 type timedSample struct {
@@ -68,7 +68,7 @@ func TestWindowsMatchExactValues(t *testing.T) {
 		at = at.Add(time.Duration(rnd.IntN(400)) * time.Millisecond)
 		d := time.Duration(math.Exp(rnd.NormFloat64()*2+math.Log(2e6))) + time.Duration(rnd.IntN(5))
 		clk.Set(at)
-		r.ObserveOp(svc, op("users", d))
+		r.Op(svc, op("users", d))
 		samples = append(samples, timedSample{at, d})
 	}
 	for _, now := range []time.Time{at, at.Add(17 * time.Second), at.Add(3 * time.Minute), at.Add(14 * time.Minute)} {
@@ -118,7 +118,7 @@ func TestWindowExpiresAtSlotBoundary(t *testing.T) {
 	r := New(Options{Now: clk.Now})
 	at := t0.Add(100*time.Second + 2*time.Second) // inside the 1m ring's slot [100 s, 105 s)
 	clk.Set(at)
-	r.ObserveOp(svc, op("users", 3*time.Millisecond))
+	r.Op(svc, op("users", 3*time.Millisecond))
 
 	counts := func(now time.Time) []uint64 {
 		clk.Set(now)
@@ -160,10 +160,10 @@ func TestRateCurrentAndLabels(t *testing.T) {
 	r := New(Options{Now: clk.Now, Windows: []time.Duration{time.Minute}})
 	for i := 0; i < 30; i++ {
 		clk.Set(t0.Add(time.Duration(i) * time.Second))
-		r.ObserveOp(svc, op("users", time.Duration(i+1)*time.Millisecond))
-		r.ObserveStage(svc, metrics.StageSample{Stage: "io", Op: "batch_read", Duration: 40 * time.Microsecond})
+		r.Op(svc, op("users", time.Duration(i+1)*time.Millisecond))
+		r.Stage(svc, observe.Stage{Name: "io", Op: "batch_read", End: int64(40 * time.Microsecond)})
 	}
-	r.ObserveOp(&metrics.Identity{Service: "billing"}, metrics.OpSample{Op: "put", Namespace: "test", Set: "inv", ErrorType: "Timeout", Duration: time.Second})
+	r.Op(&observe.Target{Identity: &observe.Identity{Service: "billing"}}, observe.Op{Name: "put", Namespace: "test", Set: "inv", ErrorType: "Timeout", End: int64(time.Second)})
 	clk.Set(t0.Add(30 * time.Second))
 	sums := r.Summaries()
 	if len(sums) != 3 {
@@ -205,11 +205,11 @@ func TestRateCurrentAndLabels(t *testing.T) {
 func TestMaxSeriesFoldsIntoOverflow(t *testing.T) {
 	clk := &fakeClock{t: t0}
 	r := New(Options{Now: clk.Now, MaxSeries: 2})
-	r.ObserveOp(svc, op("a", time.Millisecond))
-	r.ObserveOp(svc, op("b", time.Millisecond))
-	r.ObserveOp(svc, op("c", time.Millisecond))
-	r.ObserveOp(svc, op("d", time.Millisecond))
-	r.ObserveOp(svc, op("a", time.Millisecond))
+	r.Op(svc, op("a", time.Millisecond))
+	r.Op(svc, op("b", time.Millisecond))
+	r.Op(svc, op("c", time.Millisecond))
+	r.Op(svc, op("d", time.Millisecond))
+	r.Op(svc, op("a", time.Millisecond))
 	sums := r.Summaries()
 	if len(sums) != 3 || r.Overflowed() != 2 {
 		t.Fatalf("series %d overflowed %d, want 3 and 2", len(sums), r.Overflowed())
@@ -251,7 +251,7 @@ func TestConcurrentObserveIsExact(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 5000; i++ {
-				r.ObserveOp(svc, op("users", time.Millisecond))
+				r.Op(svc, op("users", time.Millisecond))
 				if i%1000 == 0 {
 					r.Summaries()
 				}
@@ -269,7 +269,7 @@ func BenchmarkObserveOp(b *testing.B) {
 	s := op("users", 1500*time.Microsecond)
 	b.ReportAllocs()
 	for b.Loop() {
-		r.ObserveOp(svc, s)
+		r.Op(svc, s)
 	}
 }
 
@@ -280,7 +280,7 @@ func BenchmarkObserveOpParallel(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			i++
-			r.ObserveOp(svc, op([]string{"a", "b", "c", "d"}[i%4], time.Duration(i%5000)*time.Microsecond))
+			r.Op(svc, op([]string{"a", "b", "c", "d"}[i%4], time.Duration(i%5000)*time.Microsecond))
 		}
 	})
 }

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asobserve/asobserve/internal/attach"
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/rolling"
 	"github.com/asobserve/asobserve/internal/snapshot"
 	"github.com/asobserve/asobserve/internal/snapshot/snapshottest"
@@ -28,16 +30,17 @@ func fixture(t *testing.T) (snapshot.Source, int) {
 	t.Helper()
 	rec := metrics.New(metrics.Options{})
 	roll := rolling.New(rolling.Options{})
-	rec.AddSink(roll)
-	id := &metrics.Identity{Service: "checkout"}
+	rec.AddObserver(roll)
+	tg := &observe.Target{Identity: &observe.Identity{Service: "checkout"}}
 	for _, d := range []time.Duration{2 * time.Millisecond, 3 * time.Millisecond, 700 * time.Millisecond} {
-		rec.ObserveOp(id, metrics.OpSample{Op: "get", Namespace: "test", Set: "users", Duration: d})
+		rec.Op(tg, observe.Op{Name: "get", Namespace: "test", Set: "users", End: int64(d)})
 	}
-	rec.ObserveOp(id, metrics.OpSample{Op: "put", Namespace: "test", Set: "users", ErrorType: "Timeout", Duration: 20 * time.Millisecond})
-	rec.EventsReceived.Add(4)
-	rec.EventsLost.Add(2)
-	rec.EventsInvalid.Add(1)
-	rec.AttachedProcesses.Set(1)
+	rec.Op(tg, observe.Op{Name: "put", Namespace: "test", Set: "users", ErrorType: "Timeout", End: int64(20 * time.Millisecond)})
+	self := attach.NewSelfMetrics(rec.Registry)
+	self.EventsReceived.Add(4)
+	self.EventsLost.Add(2)
+	self.EventsInvalid.Add(1)
+	self.AttachedProcesses.Set(1)
 
 	child := exec.Command("sleep", "30")
 	if err := child.Start(); err != nil {

@@ -1,50 +1,59 @@
-//go:build linux
-
-// Package spanfeed turns probe events into tracer events: BPF monotonic timestamps become
-// wall time, and each target process gets its tracing resource once.
+// Package spanfeed is the observer that turns events into tracer events: source timestamps
+// become wall time, each target process gets its tracing resource once, and a target's
+// resource goes when the target does.
 package spanfeed
 
 import (
 	"context"
 	"sync"
-	"time"
 
-	"github.com/asobserve/asobserve/internal/attach"
-	"github.com/asobserve/asobserve/internal/clock"
-	"github.com/asobserve/asobserve/internal/decoder"
-	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/procinfo"
 	"github.com/asobserve/asobserve/internal/tracing"
-	"go.opentelemetry.io/otel/trace"
 )
 
-// Feed connects an attach.Agent's event hooks to a tracing.Tracer.
+// Feed connects an event source to a tracing.Tracer; it is an observe.Observer.
 type Feed struct {
-	tracer *tracing.Tracer
-	clock  *clock.Converter
-	procs  sync.Map // *attach.Target -> *tracing.Process
+	tracer   *tracing.Tracer
+	describe func(*observe.Target) *tracing.Process
+	procs    sync.Map // *observe.Target -> *tracing.Process
 }
 
-// New builds the tracer from the OTEL_* environment.
-func New(rec *metrics.Recorder, logf func(string, ...any)) (*Feed, error) {
-	t, err := tracing.New(tracing.Config{Enabled: true, Dropped: rec.SpansDropped, Logf: logf})
+// New builds the tracer from the OTEL_* environment. dropped counts spans lost on the way
+// out; describe names a target's process for its span resource (nil: DescribeProcess).
+func New(dropped prometheus.Counter, logf func(string, ...any), describe func(*observe.Target) *tracing.Process) (*Feed, error) {
+	t, err := tracing.New(tracing.Config{Enabled: true, Dropped: dropped, Logf: logf})
 	if err != nil {
 		return nil, err
 	}
-	return &Feed{tracer: t, clock: clock.New()}, nil
+	if describe == nil {
+		describe = DescribeProcess
+	}
+	return &Feed{tracer: t, describe: describe}, nil
 }
 
-func (f *Feed) process(t *attach.Target) *tracing.Process {
+// Enabled reports whether the tracer makes spans (OTEL_SDK_DISABLED=true turns it off).
+func (f *Feed) Enabled() bool { return f.tracer.Enabled() }
+
+// DescribeProcess names another process from /proc: its executable and its own
+// OTEL_SERVICE_NAME, with the Kubernetes attributes of its identity.
+func DescribeProcess(t *observe.Target) *tracing.Process {
+	return &tracing.Process{PID: t.PID, ExecutableName: procinfo.ExeName(t.PID),
+		TargetServiceName: procinfo.Env(t.PID, "OTEL_SERVICE_NAME"), K8s: k8sAttributes(t.Identity)}
+}
+
+func (f *Feed) process(t *observe.Target) *tracing.Process {
 	if p, ok := f.procs.Load(t); ok {
 		return p.(*tracing.Process)
 	}
-	p := &tracing.Process{PID: t.PID, ExecutableName: procinfo.ExeName(t.PID),
-		TargetServiceName: procinfo.Env(t.PID, "OTEL_SERVICE_NAME"), K8s: k8sAttributes(t.Identity)}
-	actual, _ := f.procs.LoadOrStore(t, p)
+	actual, _ := f.procs.LoadOrStore(t, f.describe(t))
 	return actual.(*tracing.Process)
 }
 
-func k8sAttributes(id *metrics.Identity) map[string]string {
+func k8sAttributes(id *observe.Identity) map[string]string {
 	if id == nil {
 		return nil
 	}
@@ -58,36 +67,37 @@ func k8sAttributes(id *metrics.Identity) map[string]string {
 	return out
 }
 
-// OnOp is an attach.Options.OnOp hook.
-func (f *Feed) OnOp(t *attach.Target, ev *decoder.OpEvent, op, errorType string) {
-	e := tracing.OpEvent{ID: ev.OpID, Proc: f.process(t), Op: op, Namespace: ev.Namespace, Set: ev.Set,
-		ErrorType: errorType, ResultCode: int(ev.Cause), Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)}
-	if server, ok := t.Server(ev.Node); ok {
-		e.ServerAddress, e.ServerPort = server.Host, server.Port
+// Op implements observe.Observer.
+func (f *Feed) Op(t *observe.Target, op observe.Op) {
+	// One conversion: a span lasts exactly what the metric recorded.
+	end := t.Wall(op.End)
+	e := tracing.OpEvent{ID: op.ID, Proc: f.process(t), Op: op.Name, Namespace: op.Namespace, Set: op.Set,
+		ErrorType: op.ErrorType, ResultCode: op.ResultCode, Start: end.Add(-op.Duration()), End: end}
+	if t.Server != nil {
+		if server, ok := t.Server(op.Node); ok {
+			e.ServerAddress, e.ServerPort = server.Host, server.Port
+		}
 	}
-	if ev.ParentSpanID != ([8]byte{}) {
-		e.Parent = trace.NewSpanContext(trace.SpanContextConfig{TraceID: ev.ParentTraceID, SpanID: ev.ParentSpanID,
-			TraceFlags: trace.TraceFlags(ev.ParentFlags), Remote: true})
+	if op.ParentSpanID != ([8]byte{}) {
+		e.Parent = trace.NewSpanContext(trace.SpanContextConfig{TraceID: op.ParentTraceID, SpanID: op.ParentSpanID,
+			TraceFlags: trace.TraceFlags(op.ParentFlags), Remote: true})
 	}
 	f.tracer.OnOp(e)
 }
 
-// OnStage is an attach.Options.OnStage hook.
-func (f *Feed) OnStage(t *attach.Target, ev *decoder.StageEvent, stage, op string) {
-	f.tracer.OnStage(tracing.StageEvent{OpID: ev.OpID, Proc: f.process(t), Stage: stage, Op: op,
-		Start: f.clock.Wall(ev.Start), End: f.clock.Wall(ev.End)})
+// Stage implements observe.Observer.
+func (f *Feed) Stage(t *observe.Target, st observe.Stage) {
+	f.tracer.OnStage(tracing.StageEvent{OpID: st.OpID, Proc: f.process(t), Stage: st.Name, Op: st.Op,
+		Start: t.Wall(st.Start), End: t.Wall(st.End)})
 }
 
-// Forget releases a target's tracing resources when it is detached.
-func (f *Feed) Forget(t *attach.Target) {
+// TargetGone implements observe.Observer: the target's tracing resource is released once
+// its queued events are spans.
+func (f *Feed) TargetGone(t *observe.Target) {
 	if p, ok := f.procs.LoadAndDelete(t); ok {
 		f.tracer.Forget(p.(*tracing.Process))
 	}
 }
 
-// Shutdown flushes pending spans within 5 s.
-func (f *Feed) Shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = f.tracer.Shutdown(ctx)
-}
+// Shutdown flushes pending spans until ctx ends.
+func (f *Feed) Shutdown(ctx context.Context) error { return f.tracer.Shutdown(ctx) }

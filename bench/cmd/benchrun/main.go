@@ -230,7 +230,7 @@ type mode struct {
 type agents struct {
 	tmp, bin string
 	held     []*heldAgent
-	// The three agents: empty programs, operations (its OnOp also feeds the tracer for the
+	// The three agents: empty programs, operations (an observer of it also feeds the tracer for the
 	// tracing view's process only), operations with stage probes.
 	floor, ops, stages *heldAgent
 	// Views, one binary copy each.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/asobserve/asobserve/internal/decoder"
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/outcome"
 	"github.com/asobserve/asobserve/internal/semconv"
 )
@@ -59,7 +60,7 @@ func decodeRecordBench() testing.BenchmarkResult {
 	}
 	return testing.Benchmark(func(b *testing.B) {
 		rec := metrics.New(metrics.Options{})
-		id := &metrics.Identity{Service: "bench"}
+		tg := &observe.Target{Identity: &observe.Identity{Service: "bench"}}
 		dec := decoder.New()
 		var ev decoder.OpEvent
 		b.ReportAllocs()
@@ -70,8 +71,8 @@ func decodeRecordBench() testing.BenchmarkResult {
 			}
 			op := semconv.Operations[int(ev.Row)%len(semconv.Operations)]
 			et := outcome.ErrorType(op, ev.Failed, int(ev.Cause))
-			rec.ObserveOp(id, metrics.OpSample{Op: op, Namespace: ev.Namespace, Set: ev.Set, ErrorType: et,
-				Duration: time.Duration(ev.End - ev.Start)})
+			rec.Op(tg, observe.Op{Name: op, Namespace: ev.Namespace, Set: ev.Set, ErrorType: et,
+				Start: int64(ev.Start), End: int64(ev.End)})
 		}
 	})
 }
@@ -79,11 +80,11 @@ func decodeRecordBench() testing.BenchmarkResult {
 // encodeBench times one text exposition of a recorder holding n operation series.
 func encodeBench(n int) (testing.BenchmarkResult, int) {
 	rec := metrics.New(metrics.Options{CollectionCap: n + 1})
-	id := &metrics.Identity{Service: "bench"}
+	tg := &observe.Target{Identity: &observe.Identity{Service: "bench"}}
 	for i := 0; i < n; i++ {
 		op := semconv.Operations[i%len(semconv.Operations)]
-		rec.ObserveOp(id, metrics.OpSample{Op: op, Namespace: "test", Set: fmt.Sprintf("set%d", i/len(semconv.Operations)),
-			Duration: time.Millisecond})
+		rec.Op(tg, observe.Op{Name: op, Namespace: "test", Set: fmt.Sprintf("set%d", i/len(semconv.Operations)),
+			End: int64(time.Millisecond)})
 	}
 	var buf bytes.Buffer
 	_ = rec.Encode(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))

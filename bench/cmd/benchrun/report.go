@@ -222,7 +222,7 @@ func (r *report) addSaturation(c config, rate float64, cnt counters) {
 func (r *report) addDecode(res testing.BenchmarkResult) {
 	ns := float64(res.T.Nanoseconds()) / float64(res.N)
 	r.Agent = append(r.Agent,
-		figure{Name: "decode_record_ns_per_event", Value: ns, Unit: "ns/event", Note: "decoder.DecodeOp + outcome.ErrorType + Recorder.ObserveOp, one goroutine"},
+		figure{Name: "decode_record_ns_per_event", Value: ns, Unit: "ns/event", Note: "decoder.DecodeOp + outcome.ErrorType + Recorder.Op, one goroutine"},
 		figure{Name: "decode_record_throughput", Value: 1e9 / ns, Unit: "events/s/core"},
 		figure{Name: "decode_record_allocs", Value: float64(res.AllocsPerOp()), Unit: "allocations/event"})
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +15,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/asobserve/asobserve/internal/attach"
-	"github.com/asobserve/asobserve/internal/decoder"
+	"github.com/asobserve/asobserve/internal/observe"
+	"github.com/asobserve/asobserve/internal/procinfo"
 	"github.com/asobserve/asobserve/internal/tracing"
 )
 
@@ -80,28 +80,43 @@ func newTracer() (*benchTracer, error) {
 
 // hook makes opts feed the tracer with the events of process *pid only.
 func (b *benchTracer) hook(opts *attach.Options, pid *atomic.Int64) {
-	offset := monoToWall()
-	var mu sync.Mutex
-	procs := map[int]*tracing.Process{}
-	opts.OnOp = func(t *attach.Target, ev *decoder.OpEvent, op, errorType string) {
-		if int64(t.PID) != pid.Load() {
-			return
-		}
-		mu.Lock()
-		p := procs[t.PID]
-		if p == nil {
-			p = &tracing.Process{PID: t.PID, ExecutableName: filepath.Base(t.Binary.Path)}
-			procs[t.PID] = p
-		}
-		mu.Unlock()
-		e := tracing.OpEvent{ID: ev.OpID, Proc: p, Op: op, Namespace: ev.Namespace, Set: ev.Set, ErrorType: errorType,
-			Start: time.Unix(0, int64(ev.Start)+offset), End: time.Unix(0, int64(ev.End)+offset)}
-		if errorType != "" {
-			e.ResultCode = int(ev.Cause)
-		}
-		b.tr.OnOp(e)
-	}
+	opts.Observers = append(opts.Observers, &pidTracer{tr: b.tr, pid: pid, offset: monoToWall(), procs: map[int]*tracing.Process{}})
 }
+
+// pidTracer is the observer hook adds: one span per operation of one process.
+type pidTracer struct {
+	tr     *tracing.Tracer
+	pid    *atomic.Int64
+	offset int64
+	mu     sync.Mutex
+	procs  map[int]*tracing.Process
+}
+
+func (p *pidTracer) Op(t *observe.Target, op observe.Op) {
+	if int64(t.PID) != p.pid.Load() {
+		return
+	}
+	p.mu.Lock()
+	proc := p.procs[t.PID]
+	if proc == nil {
+		proc = &tracing.Process{PID: t.PID, ExecutableName: procinfo.ExeName(t.PID)}
+		p.procs[t.PID] = proc
+	}
+	p.mu.Unlock()
+	e := tracing.OpEvent{ID: op.ID, Proc: proc, Op: op.Name, Namespace: op.Namespace, Set: op.Set, ErrorType: op.ErrorType,
+		Start: time.Unix(0, op.Start+p.offset), End: time.Unix(0, op.End+p.offset)}
+	if op.ErrorType != "" {
+		e.ResultCode = op.ResultCode
+	}
+	p.tr.OnOp(e)
+}
+
+// Stage implements observe.Observer: the tracing run measures operation spans only.
+func (p *pidTracer) Stage(*observe.Target, observe.Stage) {}
+
+// TargetGone implements observe.Observer: the run's one process keeps its resource until
+// the tracer shuts down.
+func (p *pidTracer) TargetGone(*observe.Target) {}
 
 func (b *benchTracer) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
