@@ -382,7 +382,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	}
 	for _, r := range e.rows {
 		switch {
-		case r.row.Kind == probes.SpanStart:
+		case r.row.Kind == probes.KindSpanStart:
 			e.info.AppSpans = true
 		case r.row.IsStage():
 			e.info.StageFunctions++
