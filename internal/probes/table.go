@@ -67,7 +67,11 @@ const (
 	v8   Range = ">=v8.0.0 <v9.0.0"
 	v6v7 Range = v6 + "||" + v7
 	v6v8 Range = v6 + "||" + v8
-	v7v8 Range = v7 + "||" + v8
+	// v7.6.0 split Operate into Operate -> operate.
+	v7Unsplit Range = ">=v7.0.0 <v7.6.0"
+	v7Split   Range = ">=v7.6.0 <v8.0.0"
+	// From v7.5.0 on, a batch's one-key node share runs a single-record operation.
+	singleKeyBatches Range = ">=v7.5.0 <v9.0.0"
 )
 
 // SupportedMajors lists the client majors that have rows.
@@ -96,9 +100,9 @@ var Rows = []Row{
 	{Func: "func (c *Client) PrependBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: KindOp, Op: semconv.OpPrepend, Names: LocKey, At: "key", Err: "err"},
 	{Func: "func (c *Client) Add(policy *WritePolicy, key *Key, bins BinMap) (err Error)", Kind: KindOp, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
 	{Func: "func (c *Client) AddBins(policy *WritePolicy, key *Key, bins ...*Bin) (err Error)", Kind: KindOp, Op: semconv.OpIncrement, Names: LocKey, At: "key", Err: "err"},
-	// v7 splits Operate into Operate -> operate; v6 and v8 have one Operate.
-	{Func: "func (c *Client) operate(policy *WritePolicy, key *Key, useOpResults bool, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Counts: []string{"Operate"}, Versions: v7},
-	{Func: "func (c *Client) Operate(policy *WritePolicy, key *Key, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v6v8},
+	// v7.6.0 splits Operate into Operate -> operate; v6, older v7 and v8 have one Operate.
+	{Func: "func (c *Client) operate(policy *WritePolicy, key *Key, useOpResults bool, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Counts: []string{"Operate"}, Versions: v7Split},
+	{Func: "func (c *Client) Operate(policy *WritePolicy, key *Key, operations ...*Operation) (rec *Record, err Error)", Kind: KindOp, Op: semconv.OpOperate, Names: LocKey, At: "key", Err: "err", Versions: v6v8 + "||" + v7Unsplit},
 	{Func: "func (c *Client) Execute(policy *WritePolicy, key *Key, packageName string, functionName string, args ...Value) (res interface{}, err Error)", Kind: KindOp, Op: semconv.OpExecute, Names: LocKey, At: "key", Err: "err"},
 	// Batches register their keys' backing array, which their per-node commands share.
 	{Func: "func (c *Client) BatchGet(policy *BatchPolicy, keys []*Key, binNames ...string) (recs []*Record, err Error)", Kind: KindOp, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
@@ -170,18 +174,18 @@ func parseEnd(cmd string, versions Range) Row {
 // of these belongs to the enclosing batch and is not counted again. The check costs no
 // probe hit: the entry probe compares its return address with these ranges.
 var NestedCallers = []Caller{
-	{"(*batchCommandGet).Execute", v7v8}, {"(*batchCommandGet).executeSingle", v7v8},
-	{"(*batchCommandExists).Execute", v7v8}, {"(*batchCommandExists).executeSingle", v7v8},
-	{"(*batchCommandOperate).Execute", v7v8}, {"(*batchCommandOperate).executeSingle", v7v8},
-	{"(*batchCommandDelete).Execute", v7v8}, {"(*batchCommandDelete).executeSingle", v7v8},
-	{"(*batchCommandUDF).Execute", v7v8}, {"(*batchCommandUDF).executeSingle", v7v8},
-	{"(*batchIndexCommandGet).Execute", v7v8}, {"(*batchIndexCommandGet).executeSingle", v7v8},
+	{"(*batchCommandGet).Execute", singleKeyBatches}, {"(*batchCommandGet).executeSingle", singleKeyBatches},
+	{"(*batchCommandExists).Execute", singleKeyBatches}, {"(*batchCommandExists).executeSingle", singleKeyBatches},
+	{"(*batchCommandOperate).Execute", singleKeyBatches}, {"(*batchCommandOperate).executeSingle", singleKeyBatches},
+	{"(*batchCommandDelete).Execute", singleKeyBatches}, {"(*batchCommandDelete).executeSingle", singleKeyBatches},
+	{"(*batchCommandUDF).Execute", singleKeyBatches}, {"(*batchCommandUDF).executeSingle", singleKeyBatches},
+	{"(*batchIndexCommandGet).Execute", singleKeyBatches}, {"(*batchIndexCommandGet).executeSingle", singleKeyBatches},
 }
 
 // Caller is a client function, relative to the client package, in some versions.
 type Caller struct {
 	Symbol   string
-	Versions Range // v6 batches never call single-record operations
+	Versions Range // batches before v7.5.0 never call single-record operations
 }
 
 // NestedFor lists the nested callers of a client version.
