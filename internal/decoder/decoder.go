@@ -7,7 +7,7 @@
 // Record types, flags, sizes and offsets all come from the Go declarations bpf2go
 // generates from the C records, so a change to a record is followed by regenerating.
 // Fields are read by hand at those constant offsets: binary.Decode into the generated
-// struct is several times slower, and this runs for every event.
+// struct takes tens of times longer (reflection), and this runs for every event.
 package decoder
 
 import (
