@@ -77,10 +77,11 @@ const (
 // SupportedMajors lists the client majors that have rows.
 func SupportedMajors() []int { return []int{6, 7, 8} }
 
-// methodsAlwaysLinked: before v8 the client's ClientIfc interface keeps every exported
-// *Client method in a binary, so a missing operation means a table that does not fit.
-// From v8 on the linker drops what a program does not call: every row is optional.
-const methodsAlwaysLinked Range = "<v8.0.0"
+// methodsAlwaysLinked: from v6.14.0, which added the ClientIfc interface, to v8 it keeps
+// every exported *Client method in a binary, so a missing operation means a table that
+// does not fit. Before and after, the linker drops what a program does not call: there
+// every row is optional.
+const methodsAlwaysLinked Range = ">=v6.14.0 <v8.0.0"
 
 // Rows is the table. Operations run entry to return on the caller's goroutine unless
 // their kind says otherwise; Operate, ScanAll, Query, QueryNode and ScanNode are inlined
