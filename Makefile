@@ -28,14 +28,16 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/asobserve
 
-# Regenerates the committed bpf2go output (needs Debian clang; `make deps` installs it).
+# Regenerates the committed bpf2go output (needs Debian clang; `make deps` installs it),
+# then the probe table's enums from the BTF of the object just built.
 generate:
 	cd bpf && $(GO) generate ./...
 	cd internal/discovery && $(GO) generate ./...
+	cd internal/probes && $(GO) generate ./...
 
 # Fails when regenerating changes a committed output or makes one the commit lacks.
 check-generate: generate
-	git diff --exit-code -- bpf internal/discovery
+	git diff --exit-code -- bpf internal/discovery internal/probes/contract_gen.go
 	@new="$$(git ls-files --others --exclude-standard -- bpf internal/discovery)"; \
 	if [ -n "$$new" ]; then echo "generated but not committed:"; echo "$$new"; exit 1; fi
 
