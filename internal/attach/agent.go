@@ -31,10 +31,10 @@ import (
 )
 
 const (
-	maxRows = 1024
-	maxExes = 64 // MAX_EXES in asobserve.c
-	// targetAppSpans is TARGET_APP_SPANS: ops look up the target's live OTel spans.
-	targetAppSpans = 1
+	maxRows = int(bpf.AsobserveLimitsMAX_ROWS)
+	maxExes = uint32(bpf.AsobserveLimitsMAX_EXES)
+	// targetAppSpans: ops look up the target's live OTel spans.
+	targetAppSpans = uint32(bpf.AsobserveTargetFlagsTARGET_APP_SPANS)
 )
 
 // PollInterval bounds how long a record can wait in the ring buffer: the probes wake the

@@ -234,7 +234,7 @@ func (a *Agent) target(pid uint32) (*Target, bool) {
 
 // rowOps implements resolver.
 func (a *Agent) rowOps(row uint16) (op, altOp string, ok bool) {
-	ri := a.rows[row%maxRows].Load()
+	ri := a.rows[int(row)%maxRows].Load()
 	if ri == nil {
 		return "", "", false
 	}

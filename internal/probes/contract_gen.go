@@ -68,3 +68,8 @@ var stageLabels = map[StageID]string{
 	StageIDParse:         "parse",
 	StageIDAttempt:       "attempt",
 }
+
+// NoWord marks an absent register word (enum row_word).
+const (
+	NoWord = 255 // NO_WORD
+)

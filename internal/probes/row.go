@@ -67,9 +67,6 @@ func (p Probe) Methods() []string {
 // Counted reports whether the probe's function starts an operation that is counted.
 func (p Probe) Counted() bool { return p.Kind == KindOp || p.Kind == KindAsyncStart }
 
-// NoWord marks an absent register word.
-const NoWord = 0xff
-
 // Entry reports whether the kind is probed at the function's entry.
 func (k Kind) Entry() bool {
 	switch k {

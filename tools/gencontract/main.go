@@ -24,6 +24,7 @@ var enums = []struct{ c, prefix, goType, goPrefix, doc string }{
 	{"locator", "LOC_", "Loc", "Loc", "Loc says how an operation's namespace and set are found (enum locator)."},
 	{"row_flags", "FLAG_", "Flags", "Flag", "Flags modify what a row's probes do (enum row_flags)."},
 	{"stage_id", "STAGE_", "StageID", "StageID", "StageID is a stage record's stage (enum stage_id)."},
+	{"row_word", "NO_", "", "No", "NoWord marks an absent register word (enum row_word)."},
 }
 
 func main() {
@@ -44,12 +45,16 @@ func main() {
 		if err := spec.TypeByName(e.c, &en); err != nil {
 			log.Fatalf("enum %s: %v (is it kept in BTF?)", e.c, err)
 		}
-		fmt.Fprintf(&b, "\n// %s\ntype %s uint8\n\nconst (\n", e.doc, e.goType)
+		if e.goType == "" {
+			fmt.Fprintf(&b, "\n// %s\nconst (\n", e.doc)
+		} else {
+			fmt.Fprintf(&b, "\n// %s\ntype %s uint8\n\nconst (\n", e.doc, e.goType)
+		}
 		for _, v := range en.Values {
 			if v.Value > 0xff {
 				log.Fatalf("enum %s: %s = %d does not fit the row's byte", e.c, v.Name, v.Value)
 			}
-			fmt.Fprintf(&b, "\t%s %s = %d // %s\n", goName(e.prefix, e.goPrefix, v.Name), e.goType, v.Value, v.Name)
+			fmt.Fprintf(&b, "\t%s %s = %d // %s\n", goName(e.prefix, e.goPrefix, v.Name), e.goType, v.Value, v.Name) // an untyped constant when goType is ""
 		}
 		b.WriteString(")\n")
 		if e.c == "stage_id" {
