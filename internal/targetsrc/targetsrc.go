@@ -110,9 +110,30 @@ func renderMain(root string, m major, client, clientModule, targetModule, dir st
 // Build names one target binary: a target module built with a Go toolchain and extra
 // build flags.
 type Build struct {
-	Client    string   // the directory under testdata/targets: "v6", "v7", "v8" or "otel"
+	Client string // the directory under testdata/targets: "v6", "v7", "v8" or "otel"
+	// Version is the client release to build against ("v7.2.0"); "" keeps the one the
+	// target's go.mod pins. The target's other requirements stay as pinned, so an older
+	// release builds with the same dependencies, which every toolchain of the matrix takes.
+	Version   string
 	Toolchain string   // GOTOOLCHAIN value, e.g. "go1.22.12"; "" or "local" for the default go
 	Flags     []string // extra `go build` arguments, e.g. "-ldflags=-s -w", "-buildmode=pie"
+}
+
+// Render writes b's target module, requiring b.Version of the client, into dir.
+func (b Build) Render(root, dir string) error {
+	if err := Render(root, b.Client, dir); err != nil {
+		return fmt.Errorf("render testdata/targets/%s: %v", b.Client, err)
+	}
+	if b.Version == "" {
+		return nil
+	}
+	edit := exec.Command("go", "mod", "edit", "-require="+clientModulePrefix+b.Client+"@"+b.Version)
+	edit.Dir = dir
+	edit.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOWORK=off")
+	if outb, err := edit.CombinedOutput(); err != nil {
+		return fmt.Errorf("go mod edit: client %s: %v\n%s", b.Version, err, outb)
+	}
+	return nil
 }
 
 // Make renders b's target from the repository at root into the empty or missing
@@ -120,8 +141,8 @@ type Build struct {
 // modules (and a toolchain other than the local one) from the module proxy and updates
 // go.sum in dir only, never in the repository.
 func (b Build) Make(root, dir, out string) error {
-	if err := Render(root, b.Client, dir); err != nil {
-		return fmt.Errorf("render testdata/targets/%s: %v", b.Client, err)
+	if err := b.Render(root, dir); err != nil {
+		return err
 	}
 	args := append(append([]string{"build", "-o", out}, b.Flags...), ".")
 	cmd := exec.Command("go", args...)
