@@ -5,12 +5,16 @@ package e2etest
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,27 +25,28 @@ import (
 // a Go toolchain and build flags.
 type TargetBuild = targetsrc.Build
 
-func targetKey(b TargetBuild) string {
-	return b.Client + "|" + b.Toolchain + "|" + strings.Join(b.Flags, " ")
-}
+// TargetCacheEnv names a directory that test binaries share their target builds in: `make
+// test` and `make matrix` set it, so that the packages of one run build each target once.
+// Without it each test binary builds into a temporary directory of its own.
+const TargetCacheEnv = "ASOBSERVE_TARGET_CACHE"
 
 var (
 	targetMu    sync.Mutex
 	targetCache = map[string]string{}
 	targetDir   string
+	goVersion   string
 )
 
-// BuildTarget builds a testdata target once per test binary and returns its path. The
-// module is rendered into a temporary directory by targetsrc, so go.sum updates never
-// touch the repository. A toolchain other than the default is fetched by the go command
-// from the module proxy on first use.
+// BuildTarget builds a testdata target once per test binary, or once per run in the
+// TargetCacheEnv directory, and returns its path. The module is rendered into a
+// temporary directory by targetsrc, so go.sum updates never touch the repository. A
+// toolchain other than the default is fetched by the go command from the module proxy on
+// first use. A shared build is named by a hash of the rendered module, the build's
+// parameters and the local go version, so a changed template or package is rebuilt.
 func BuildTarget(t testing.TB, b TargetBuild) (string, error) {
 	t.Helper()
 	targetMu.Lock()
 	defer targetMu.Unlock()
-	if p, ok := targetCache[targetKey(b)]; ok {
-		return p, nil
-	}
 	if targetDir == "" {
 		d, err := os.MkdirTemp("", "asobserve-targets-")
 		if err != nil {
@@ -49,17 +54,92 @@ func BuildTarget(t testing.TB, b TargetBuild) (string, error) {
 		}
 		targetDir = d
 	}
-	n := len(targetCache)
-	src := filepath.Join(targetDir, fmt.Sprintf("src-%d", n))
-	out := filepath.Join(targetDir, fmt.Sprintf("target-%d-%s", n, b.Client))
-	if err := b.Make(RepoRoot(t), src, out); err != nil {
+	src, err := os.MkdirTemp(targetDir, "src-")
+	if err != nil {
 		return "", err
 	}
-	targetCache[targetKey(b)] = out
+	defer os.RemoveAll(src)
+	root := RepoRoot(t)
+	if err := b.Render(root, src); err != nil {
+		return "", err
+	}
+	key, err := targetHash(src, b)
+	if err != nil {
+		return "", err
+	}
+	if p, ok := targetCache[key]; ok {
+		return p, nil
+	}
+	dir := targetDir
+	if shared := os.Getenv(TargetCacheEnv); shared != "" {
+		dir = shared
+	}
+	out := filepath.Join(dir, "target-"+b.Client+"-"+key)
+	if err := buildOnce(dir, out, func(tmp string) error { return b.Make(root, src+"-build", tmp) }); err != nil {
+		return "", err
+	}
+	os.RemoveAll(src + "-build")
+	targetCache[key] = out
 	return out, nil
 }
 
-// RemoveTargets deletes every binary BuildTarget made (call from TestMain or a cleanup).
+// buildOnce makes out with build unless it exists. Test binaries of one run build in
+// parallel: a lock file in dir makes the second wait for the first's binary, and the
+// binary appears under its name only once complete.
+func buildOnce(dir, out string, build func(tmp string) error) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(out); err == nil {
+		return nil
+	}
+	tmp := out + ".tmp"
+	if err := build(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
+}
+
+// targetHash names a build by its rendered module's files and its parameters.
+func targetHash(src string, b TargetBuild) (string, error) {
+	if goVersion == "" {
+		v, err := exec.Command("go", "env", "GOVERSION").Output()
+		if err != nil {
+			return "", fmt.Errorf("go env GOVERSION: %v", err)
+		}
+		goVersion = strings.TrimSpace(string(v))
+	}
+	h := sha256.New()
+	// The client version is in the rendered go.mod.
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", goVersion, b.Client, b.Toolchain, strings.Join(b.Flags, "\x00"))
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(data))
+		h.Write(data)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil)[:12]), err
+}
+
+// RemoveTargets deletes the binaries BuildTarget made in this test binary's own
+// directory (call from TestMain or a cleanup); those of a shared TargetCacheEnv
+// directory stay for the other packages of the run.
 func RemoveTargets() {
 	targetMu.Lock()
 	defer targetMu.Unlock()
