@@ -2,8 +2,8 @@
 // in-process wrapper): every consumer (the recorder, rolling summaries and what reads them,
 // tracing) is an Observer and sees the same events, including the end of a target.
 //
-// Events are passed by value: a source reuses nothing an observer could keep, and the
-// in-process hot path allocates nothing to deliver them.
+// Events are passed by value, so an observer may keep one as it is, and the in-process
+// hot path allocates nothing to deliver them (a pointer through an interface would escape).
 package observe
 
 import "time"
