@@ -35,6 +35,8 @@ var RequiredFields = []FieldRef{
 	{"batchIndexCommandGet", "records"},
 	{"scanPartitionCommand", "baseMultiCommand.recordset"},
 	{"queryPartitionCommand", "baseMultiCommand.recordset"},
+	{"scanPartitionObjectsCommand", "baseMultiCommand.recordset"},
+	{"queryPartitionObjectsCommand", "baseMultiCommand.recordset"},
 	{"baseCommand", "node"},
 	{"Connection", "node"},
 	{"Node", "host"},

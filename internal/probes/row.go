@@ -200,7 +200,7 @@ var namedWords = map[string]int{
 	"bool": 1, "int": 1, "int64": 1, "uint64": 1, "int32": 1, "uint32": 1, "uintptr": 1,
 	"string": 2, "error": 2, "any": 2,
 	"Error": 2, "BatchRecordIfc": 2, "Policy": 2, "Value": 2, "command": 2,
-	"BinMap": 1, "context.Context": 2,
+	"BinMap": 1, "context.Context": 2, "CommitStatus": 2, "AbortStatus": 2,
 	"trace.SpanContext": onStack, "SamplingResult": 7, // Decision, Attributes, Tracestate
 }
 

@@ -123,6 +123,35 @@ var Rows = []Row{
 	{Func: "func (c *Client) queryPartitions(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset)", Kind: KindAsyncWorker, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Ptr: "recordset"},
 	{Func: "func (rs *Recordset) sendError(err Error)", Kind: KindErrsink, Err: "err", Ptr: "rs", Optional: true},
 
+	// The object API (client_reflect.go, left out of builds tagged as_performance, so every
+	// row is optional) counts under the seed's names. It calls no probed function: no call
+	// counts twice. Its scans and queries feed the caller's channel from workers of their
+	// own; a failure they do not send to the recordset never reaches the caller, who sees a
+	// success, and so does asobserve.
+	{Func: "func (c *Client) PutObject(policy *WritePolicy, key *Key, obj interface{}) (err Error)", Kind: KindOp, Op: semconv.OpPut, Names: LocKey, At: "key", Err: "err", Optional: true},
+	{Func: "func (c *Client) GetObject(policy *BasePolicy, key *Key, obj interface{}) (err Error)", Kind: KindOp, Op: semconv.OpGet, Names: LocKey, At: "key", Err: "err", Optional: true},
+	{Func: "func (c *Client) BatchGetObjects(policy *BatchPolicy, keys []*Key, objects []interface{}) (found []bool, err Error)", Kind: KindOp, Op: semconv.OpBatchRead, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr, Optional: true},
+	{Func: "func (c *Client) ScanPartitionObjects(policy *ScanPolicy, objChan interface{}, partitionFilter *PartitionFilter, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs", Counts: []string{"ScanAllObjects"}, Optional: true},
+	{Func: "func (c *Client) scanNodePartitionsObjects(policy *ScanPolicy, node *Node, objChan interface{}, namespace string, setName string, binNames ...string) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Err: "err", Ptr: "rs", Counts: []string{"ScanNodeObjects"}, Optional: true},
+	{Func: "func (c *Client) scanPartitionObjects(policy *ScanPolicy, tracker *partitionTracker, namespace string, setName string, recordset *Recordset, binNames ...string) (err Error)", Kind: KindAsyncWorker, Op: semconv.OpScan, Names: LocStrings, At: "namespace", Ptr: "recordset", Optional: true},
+	{Func: "func (c *Client) QueryPartitionObjects(policy *QueryPolicy, statement *Statement, objChan interface{}, partitionFilter *PartitionFilter) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"QueryObjects"}, Optional: true},
+	{Func: "func (c *Client) queryNodePartitionsObjects(policy *QueryPolicy, node *Node, statement *Statement, objChan interface{}) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"QueryNodeObjects"}, Optional: true},
+	{Func: "func (c *Client) queryPartitionObjects(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset) (err Error)", Kind: KindAsyncWorker, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Ptr: "recordset", Optional: true},
+
+	// A batch UDF; its one-key node share calls the unprobed execute, not Execute.
+	{Func: "func (c *Client) BatchExecute(policy *BatchPolicy, udfPolicy *BatchUDFPolicy, keys []*Key, packageName string, functionName string, args ...Value) (recs []*BatchRecord, err Error)", Kind: KindOp, Op: semconv.OpBatchApply, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
+	// Background jobs: the call sends the job to every node (or one) and returns; the job
+	// runs on the servers afterwards, and polling its ExecuteTask is not part of the op.
+	{Func: "func (c *Client) QueryExecute(policy *QueryPolicy, writePolicy *WritePolicy, statement *Statement, ops ...*Operation) (task *ExecuteTask, err Error)", Kind: KindOp, Op: semconv.OpQueryBackground, Names: LocStmt, At: "statement", Err: "err"},
+	{Func: "func (c *Client) ExecuteUDF(policy *QueryPolicy, statement *Statement, packageName string, functionName string, functionArgs ...Value) (task *ExecuteTask, err Error)", Kind: KindOp, Op: semconv.OpQueryBackground, Names: LocStmt, At: "statement", Err: "err"},
+	{Func: "func (c *Client) ExecuteUDFNode(policy *QueryPolicy, node *Node, statement *Statement, packageName string, functionName string, functionArgs ...Value) (task *ExecuteTask, err Error)", Kind: KindOp, Op: semconv.OpQueryBackground, Names: LocStmt, At: "statement", Err: "err"},
+	// v8: a prepared write payload, and the end of a multi-record transaction. Commands
+	// inside a transaction go through the same public methods and keep their names; the
+	// verify, roll and monitor commands that Commit and Abort send are part of those.
+	{Func: "func (c *Client) PutPayload(policy *WritePolicy, key *Key, payload []byte) (err Error)", Kind: KindOp, Op: semconv.OpPut, Names: LocKey, At: "key", Err: "err", Versions: v8},
+	{Func: "func (c *Client) Commit(txn *Txn) (status CommitStatus, err Error)", Kind: KindOp, Op: semconv.OpCommit, Err: "err", Versions: v8},
+	{Func: "func (c *Client) Abort(txn *Txn) (status AbortStatus, err Error)", Kind: KindOp, Op: semconv.OpAbort, Err: "err", Versions: v8},
+
 	// Stages: attached only while stage profiling is on.
 	{Func: "func newBatchNodeList(cluster *Cluster, policy *BatchPolicy, keys []*Key, records []*BatchRecord, hasWrite bool) (nodes []*batchNode, err Error)", Kind: KindStage, Stage: StageIDKeyParse, Optional: true},
 	{Func: "func newBatchIndexNodeList(cluster *Cluster, policy *BatchPolicy, records []*BatchRead) (nodes []*batchNode, err Error)", Kind: KindStage, Stage: StageIDKeyParse, Optional: true},
@@ -140,6 +169,8 @@ var Rows = []Row{
 	{Func: "func (cmd *batchIndexCommandGet) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchIndexCommandGet", "batchCommandGet.indexRecords"}, Optional: true, Versions: v6v7},
 	{Func: "func (cmd *batchIndexCommandGet) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"batchIndexCommandGet", "records"}, Optional: true, Versions: v8},
 	{Func: "func (cmd *scanPartitionCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"scanPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
+	{Func: "func (cmd *scanPartitionObjectsCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"scanPartitionObjectsCommand", "baseMultiCommand.recordset"}, Optional: true},
+	{Func: "func (cmd *queryPartitionObjectsCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"queryPartitionObjectsCommand", "baseMultiCommand.recordset"}, Optional: true},
 	{Func: "func (cmd *queryPartitionCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"queryPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
 	{Func: "func (cmd *singleCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: KindAttempt, Stage: StageIDConnAcquire, Optional: true},
 	{Func: "func (cmd *baseMultiCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: KindAttempt, Stage: StageIDConnAcquire, Optional: true},

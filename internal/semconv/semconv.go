@@ -55,9 +55,22 @@ const (
 	OpExecute      = "execute"
 )
 
-// Operations lists every operation name in a fixed order.
+// Operation names beyond the seed's, for the client's other data methods. They follow the
+// Python client's method names where one exists (batch_apply for a batch UDF) and name
+// the rest after what the call does: a background query job, a transaction's end.
+const (
+	OpBatchApply      = "batch_apply"
+	OpQueryBackground = "query_background"
+	OpCommit          = "commit"
+	OpAbort           = "abort"
+)
+
+// Operations lists every operation name in a fixed order: the seed's and UDF execute.
 var Operations = []string{OpPut, OpGet, OpSelect, OpExists, OpRemove, OpTouch, OpAppend, OpPrepend,
 	OpIncrement, OpOperate, OpBatchRead, OpBatchOperate, OpBatchRemove, OpQuery, OpScan, OpExecute}
+
+// MoreOperations lists the operation names beyond Operations.
+var MoreOperations = []string{OpBatchApply, OpQueryBackground, OpCommit, OpAbort}
 
 // Stage names (stage label). Seed names are reused where the meaning matches.
 const (
