@@ -2,6 +2,7 @@ package probes
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,6 +55,70 @@ func clientSource(t *testing.T, version string) map[string]*ast.FuncDecl {
 		}
 	}
 	return funcs
+}
+
+var updateReadme = flag.Bool("update-readme", false, "rewrite the README's method inventory")
+
+// exportedMethods lists the exported methods of *Client in a client source, sorted.
+func exportedMethods(src map[string]*ast.FuncDecl) []string {
+	var out []string
+	for sym := range src {
+		if m, ok := strings.CutPrefix(sym, "(*Client)."); ok && token.IsExported(m) {
+			out = append(out, m)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Every exported method of *Client in every tabulated version is counted by a row or
+// excluded with a reason, and the README's metrics reference shows that inventory.
+func TestEveryClientMethodHasADisposition(t *testing.T) {
+	perVersion := map[string][]Disposition{}
+	seen := map[string]bool{}
+	for _, version := range inspect.TableVersions("amd64") {
+		major := int(semver.Major(version)[1] - '0')
+		methods := exportedMethods(clientSource(t, version))
+		inv, err := Inventory(major, version, methods)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range inv {
+			seen[d.Method] = true
+			switch {
+			case d.Op == "" && d.Reason == "":
+				t.Errorf("%s: (*Client).%s has no disposition: count it with a row of the probe table, or list it in probes.Excluded with the reason", version, d.Method)
+			case d.Op != "" && d.Reason != "":
+				t.Errorf("%s: (*Client).%s is counted as %s and excluded (%s)", version, d.Method, d.Op, d.Reason)
+			}
+		}
+		perVersion[version] = inv
+	}
+	for m := range Excluded {
+		if !seen[m] {
+			t.Errorf("probes.Excluded lists %s, which no tabulated client version has", m)
+		}
+	}
+	const begin, end = "<!-- inventory:begin (go test ./internal/probes -run Disposition -update-readme) -->\n", "<!-- inventory:end -->"
+	readme := filepath.Join("..", "..", "README.md")
+	doc, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, j := strings.Index(string(doc), begin), strings.Index(string(doc), end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no inventory section between %q and %q", begin, end)
+	}
+	want := InventoryMarkdown(perVersion)
+	if got := string(doc[i+len(begin) : j]); got != want {
+		if !*updateReadme {
+			t.Fatalf("README.md's method inventory is out of date: run go test ./internal/probes -run Disposition -update-readme")
+		}
+		out := string(doc[:i+len(begin)]) + want + string(doc[j:])
+		if err := os.WriteFile(readme, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func signature(fd *ast.FuncDecl) string {
