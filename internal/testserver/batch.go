@@ -6,15 +6,16 @@ import (
 )
 
 type batchEntry struct {
-	index               uint32
-	digest              []byte
-	ns, set             []byte
-	info1, info2, info3 byte
-	generation          uint32
-	ttl                 uint32
-	opsStart, opsEnd    int
-	udfFunc, udfArgs    []byte
-	isUDF               bool
+	index                      uint32
+	digest                     []byte
+	ns, set                    []byte
+	info1, info2, info3, info4 byte
+	generation                 uint32
+	ttl                        uint32
+	opsStart, opsEnd           int
+	udfFunc, udfArgs           []byte
+	isUDF                      bool
+	txn                        txnFields
 }
 
 type batchRequest struct {
@@ -82,6 +83,9 @@ func (br *batchRequest) parse(m *message) error {
 			if flags&batchInfo != 0 {
 				need += 3
 			}
+			if flags&batchInfo4 != 0 {
+				need++
+			}
 			if flags&batchGen != 0 {
 				need += 2
 			}
@@ -94,6 +98,10 @@ func (br *batchRequest) parse(m *message) error {
 			if flags&batchInfo != 0 {
 				e.info1, e.info2, e.info3 = b[0], b[1], b[2]
 				b = b[3:]
+			}
+			if flags&batchInfo4 != 0 {
+				e.info4 = b[0]
+				b = b[1:]
 			}
 			if flags&batchGen != 0 {
 				e.generation = uint32(binary.BigEndian.Uint16(b))
@@ -122,6 +130,8 @@ func (br *batchRequest) parse(m *message) error {
 				e.udfFunc, e.isUDF = f.data, true
 			case fieldUDFArgs:
 				e.udfArgs = f.data
+			default:
+				e.txn.parseTxnField(f)
 			}
 		}
 		e.opsStart = len(br.ops)
@@ -155,8 +165,8 @@ func (st *connState) execBatch() {
 	for i := range br.entries {
 		e := &br.entries[i]
 		st.rq = recordRequest{ns: e.ns, set: e.set, digest: e.digest, info1: e.info1, info2: e.info2, info3: e.info3,
-			generation: e.generation, ttl: e.ttl, ops: br.ops[e.opsStart:e.opsEnd],
-			isUDF: e.isUDF, udfFunc: e.udfFunc, udfArgs: e.udfArgs}
+			info4: e.info4, generation: e.generation, ttl: e.ttl, ops: br.ops[e.opsStart:e.opsEnd],
+			isUDF: e.isUDF, udfFunc: e.udfFunc, udfArgs: e.udfArgs, txn: e.txn}
 		st.n.c.store.exec(&st.rq, w, e.index)
 		if len(w.buf)-start > responseFlushSize {
 			w.endFrame(start, typeMsg)

@@ -17,6 +17,10 @@ const (
 	CmdScan   = "scan"
 	CmdQuery  = "query"
 	CmdUDF    = "udf"
+	// CmdTxnVerify and CmdTxnRoll are a v8 transaction commit's verify step and its
+	// roll-forward or roll-back step (batches or, for one key per node, single commands).
+	CmdTxnVerify = "txn_verify"
+	CmdTxnRoll   = "txn_roll"
 )
 
 // Fault is an injected outcome. It matches requests by namespace, set and command kind
@@ -83,10 +87,10 @@ func ParseFault(s string) (Fault, error) {
 			f.Set = v
 		case "cmd", "command":
 			switch v {
-			case CmdRead, CmdWrite, CmdDelete, CmdBatch, CmdScan, CmdQuery, CmdUDF, "":
+			case CmdRead, CmdWrite, CmdDelete, CmdBatch, CmdScan, CmdQuery, CmdUDF, CmdTxnVerify, CmdTxnRoll, "":
 				f.Command = v
 			default:
-				return f, fmt.Errorf("fault %q: unknown cmd %q: use read, write, delete, batch, scan, query or udf", s, v)
+				return f, fmt.Errorf("fault %q: unknown cmd %q: use read, write, delete, batch, scan, query, udf, txn_verify or txn_roll", s, v)
 			}
 		case "latency", "delay":
 			f.Latency, err = time.ParseDuration(v)

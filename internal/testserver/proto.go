@@ -40,27 +40,38 @@ const (
 	info3CreateOrReplace = 0x10
 	info3ReplaceOnly     = 0x20
 
-	fieldNamespace  = 0
-	fieldSet        = 1
-	fieldKey        = 2
-	fieldDigest     = 4
-	fieldPIDArray   = 11
-	fieldDigestArr  = 12
-	fieldMaxRecords = 13
-	fieldIndexRange = 22
-	fieldUDFPackage = 30
-	fieldUDFFunc    = 31
-	fieldUDFArgs    = 32
-	fieldBatch      = 41
-	fieldBatchSet   = 42
+	// info4 (the header byte the v8 client added for multi-record transactions).
+	info4TxnVerifyRead  = 0x01
+	info4TxnRollForward = 0x02
+	info4TxnRollBack    = 0x04
 
-	opRead    = 1
-	opWrite   = 2
-	opAdd     = 5
-	opAppend  = 9
-	opPrepend = 10
-	opTouch   = 11
-	opDelete  = 14
+	fieldNamespace     = 0
+	fieldSet           = 1
+	fieldKey           = 2
+	fieldRecordVersion = 3
+	fieldDigest        = 4
+	fieldTxnID         = 5
+	fieldTxnDeadline   = 6
+	fieldTaskID        = 7
+	fieldPIDArray      = 11
+	fieldDigestArr     = 12
+	fieldMaxRecords    = 13
+	fieldIndexRange    = 22
+	fieldUDFPackage    = 30
+	fieldUDFFunc       = 31
+	fieldUDFArgs       = 32
+	fieldUDFOp         = 33
+	fieldBatch         = 41
+	fieldBatchSet      = 42
+
+	opRead      = 1
+	opWrite     = 2
+	opCDTModify = 4
+	opAdd       = 5
+	opAppend    = 9
+	opPrepend   = 10
+	opTouch     = 11
+	opDelete    = 14
 
 	ptNull    = 0
 	ptInteger = 1
@@ -72,6 +83,7 @@ const (
 	batchInfo   = 0x2
 	batchGen    = 0x4
 	batchTTL    = 0x8
+	batchInfo4  = 0x10
 )
 
 // Result codes the server produces itself.
@@ -84,15 +96,19 @@ const (
 	rcKeyExists     = 5
 	rcBinType       = 12
 	rcUDFBadReponse = 100
+	rcTxnBlocked    = 120
+	rcTxnVersion    = 121
+	rcTxnCommitted  = 124
+	rcTxnAborted    = 125
 )
 
 var errMalformed = errors.New("malformed message")
 
 type msgHeader struct {
-	info1, info2, info3 byte
-	generation          uint32
-	ttl                 uint32
-	nFields, nOps       int
+	info1, info2, info3, info4 byte
+	generation                 uint32
+	ttl                        uint32
+	nFields, nOps              int
 }
 
 type field struct {
@@ -143,6 +159,7 @@ func parseMessage(body []byte, m *message) error {
 		info1:      body[1],
 		info2:      body[2],
 		info3:      body[3],
+		info4:      body[4],
 		generation: binary.BigEndian.Uint32(body[6:]),
 		ttl:        binary.BigEndian.Uint32(body[10:]),
 		nFields:    int(binary.BigEndian.Uint16(body[18:])),

@@ -39,6 +39,17 @@ func parseFilter(b []byte) (*queryFilter, error) {
 	return f, nil
 }
 
+// scanRequest is what selects the records of a scan or query.
+type scanRequest struct {
+	ns, set []byte
+	filter  *queryFilter
+	pids    []int
+}
+
+func (sr *scanRequest) matches(k recKey, rec *record, now uint32) bool {
+	return k.ns == string(sr.ns) && (len(sr.set) == 0 || rec.set == string(sr.set)) && !rec.expired(now) && matchesFilter(rec, sr.filter)
+}
+
 // execScan streams every matching record of the requested partitions (or of every
 // partition this node owns when none are named), then a LAST message.
 func (st *connState) execScan(m *message) error {
@@ -87,6 +98,13 @@ func (st *connState) execScan(m *message) error {
 			}
 		}
 	}
+	sr := &scanRequest{ns: ns, set: set, filter: filter, pids: pids}
+	switch udfOp := m.field(fieldUDFOp); {
+	case len(udfOp) == 1 && udfOp[0] == udfOpAggregate:
+		return st.execAggregate(m, sr)
+	case len(udfOp) == 1 && udfOp[0] == udfOpBackground, m.hdr.info2&info2Write != 0:
+		return st.execBackground(m, sr)
+	}
 	w := &st.w
 	s := st.n.c.store
 	now := nowVoid()
@@ -99,7 +117,7 @@ func (st *connState) execScan(m *message) error {
 			if maxRecords >= 0 && sent >= maxRecords {
 				break
 			}
-			if k.ns != string(ns) || (len(set) > 0 && rec.set != string(set)) || rec.expired(now) || !matchesFilter(rec, filter) {
+			if !sr.matches(k, rec, now) {
 				continue
 			}
 			nOps := len(rec.bins)

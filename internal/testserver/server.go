@@ -39,6 +39,7 @@ type Cluster struct {
 	logf       func(string, ...any)
 	namespaces []string
 
+	modules            udfModules
 	compressedRequests atomic.Int64
 	maxConns           atomic.Int64
 
@@ -57,6 +58,7 @@ type node struct {
 	port     int
 	requests atomic.Int64
 	replicas string
+	jobs     jobHistory
 }
 
 // Start listens on listen (port 0 picks a free port) for the first node; further nodes
@@ -350,16 +352,31 @@ func (n *node) infoValue(cmd string) string {
 		return n.replicas
 	case "user-agent-set":
 		return "ok"
+	case "query-show", "scan-show", "jobs":
+		return n.jobs.show(cmd)
+	case "udf-put":
+		return n.c.modules.put(cmd)
+	case "udf-get":
+		return n.c.modules.get(cmd)
+	case "udf-list":
+		return n.c.modules.list()
+	case "udf-remove":
+		return n.c.modules.remove(cmd)
 	default:
 		return ""
 	}
 }
 
-// commandKind classifies a single-record message for fault matching.
+// commandKind classifies a message for fault matching. A batch is classified by its
+// first entry once parsed (see batchKind).
 func commandKind(m *message) string {
 	switch {
 	case m.hdr.info1&info1Batch != 0:
 		return CmdBatch
+	case m.hdr.info4&info4TxnVerifyRead != 0:
+		return CmdTxnVerify
+	case m.hdr.info4&(info4TxnRollForward|info4TxnRollBack) != 0:
+		return CmdTxnRoll
 	case m.hasField(fieldIndexRange):
 		return CmdQuery
 	case !m.hasField(fieldDigest):
@@ -387,12 +404,14 @@ func (st *connState) handleMsg(body []byte) error {
 	w.compress = m.hdr.info1&info1CompressReply != 0
 
 	ns, set := m.field(fieldNamespace), m.field(fieldSet)
-	if kind == CmdBatch {
+	if m.hdr.info1&info1Batch != 0 {
 		if err := st.batch.parse(m); err != nil {
 			return err
 		}
 		if len(st.batch.entries) > 0 {
-			ns, set = st.batch.entries[0].ns, st.batch.entries[0].set
+			first := &st.batch.entries[0]
+			ns, set = first.ns, first.set
+			kind = batchKind(first)
 		}
 	}
 	if f := findFault(*st.n.c.faults.Load(), ns, set, kind); f != nil {
@@ -400,25 +419,45 @@ func (st *connState) handleMsg(body []byte) error {
 			return err
 		}
 	}
-	switch kind {
-	case CmdBatch:
+	switch {
+	case m.hdr.info1&info1Batch != 0:
 		st.execBatch()
-	case CmdScan, CmdQuery:
+		return st.reply(nil)
+	case kind == CmdScan || kind == CmdQuery:
 		return st.execScan(m)
 	default:
-		rq := &st.rq
-		*rq = recordRequest{ns: ns, set: set, digest: m.field(fieldDigest),
-			info1: m.hdr.info1, info2: m.hdr.info2, info3: m.hdr.info3,
-			generation: m.hdr.generation, ttl: m.hdr.ttl, ops: m.ops}
-		if kind == CmdUDF {
-			rq.isUDF = true
-			rq.udfFunc = m.field(fieldUDFFunc)
-			rq.udfArgs = m.field(fieldUDFArgs)
-		}
-		start := w.beginFrame()
-		st.n.c.store.exec(rq, w, 0)
-		w.endFrame(start, typeMsg)
+		return st.execSingle(m, ns, set)
 	}
+}
+
+// batchKind classifies a batch by its first entry: a transaction's verify and roll
+// steps are batches of their own kind.
+func batchKind(e *batchEntry) string {
+	switch {
+	case e.info4&info4TxnVerifyRead != 0:
+		return CmdTxnVerify
+	case e.info4&(info4TxnRollForward|info4TxnRollBack) != 0:
+		return CmdTxnRoll
+	default:
+		return CmdBatch
+	}
+}
+
+// execSingle runs a single-record command and replies.
+func (st *connState) execSingle(m *message, ns, set []byte) error {
+	rq := &st.rq
+	*rq = recordRequest{ns: ns, set: set, digest: m.field(fieldDigest),
+		info1: m.hdr.info1, info2: m.hdr.info2, info3: m.hdr.info3, info4: m.hdr.info4,
+		generation: m.hdr.generation, ttl: m.hdr.ttl, ops: m.ops, txn: txnFieldsOf(m)}
+	if m.hasField(fieldUDFFunc) {
+		rq.isUDF = true
+		rq.udfFunc = m.field(fieldUDFFunc)
+		rq.udfArgs = m.field(fieldUDFArgs)
+	}
+	w := &st.w
+	start := w.beginFrame()
+	st.n.c.store.exec(rq, w, 0)
+	w.endFrame(start, typeMsg)
 	return st.reply(nil)
 }
 

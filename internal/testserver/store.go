@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,7 +25,10 @@ type record struct {
 	set      string
 	gen      uint32
 	voidTime uint32 // seconds since citrusleafEpoch; 0 = never expires
-	bins     []bin
+	// version changes on every write; a transaction's verify step compares it with the
+	// version its reads saw.
+	version uint64
+	bins    []bin
 }
 
 type recKey struct {
@@ -35,21 +39,33 @@ type recKey struct {
 type partition struct {
 	mu   sync.Mutex
 	recs map[recKey]*record
+	// provisional holds the records a transaction has written and not yet rolled
+	// forward or back, with what to restore on roll-back.
+	provisional map[recKey]provisionalWrite
+	// monitors are the transaction monitor records (set "<ERO~MRT"), kept apart from
+	// recs so that scans and queries never return them, as on a real server.
+	monitors map[recKey]*txnMonitor
 }
 
 // store is shared by every node of a cluster: the client routes each digest to its
 // owner, and scans name the partitions they want, so ownership needs no separate data.
 type store struct {
-	parts [partitionCount]partition
+	parts    [partitionCount]partition
+	versions atomic.Uint64
 }
 
 func newStore() *store {
 	s := &store{}
 	for i := range s.parts {
 		s.parts[i].recs = make(map[recKey]*record)
+		s.parts[i].provisional = make(map[recKey]provisionalWrite)
+		s.parts[i].monitors = make(map[recKey]*txnMonitor)
 	}
 	return s
 }
+
+// nextVersion returns a record version no record has had yet.
+func (s *store) nextVersion() uint64 { return s.versions.Add(1) }
 
 func partitionID(digest []byte) int {
 	return int(binary.LittleEndian.Uint32(digest[:4])&0xFFFF) & (partitionCount - 1)
@@ -71,15 +87,16 @@ func (r *record) bin(name []byte) *bin {
 // recordRequest is everything needed to execute one record command, whether it came as
 // a single AS_MSG or as one entry of a batch.
 type recordRequest struct {
-	ns, set             []byte
-	digest              []byte
-	info1, info2, info3 byte
-	generation          uint32
-	ttl                 uint32
-	ops                 []op
-	udfFunc             []byte
-	udfArgs             []byte
-	isUDF               bool
+	ns, set                    []byte
+	digest                     []byte
+	info1, info2, info3, info4 byte
+	generation                 uint32
+	ttl                        uint32
+	ops                        []op
+	udfFunc                    []byte
+	udfArgs                    []byte
+	isUDF                      bool
+	txn                        txnFields
 }
 
 // exec runs one record command and appends one response message (header + ops) to w.
@@ -95,18 +112,37 @@ func (s *store) exec(rq *recordRequest, w *writer, index uint32) {
 	// Look up with a zero-allocation string conversion before materialising the key.
 	k.ns = string(rq.ns)
 	now := nowVoid()
+	if string(rq.set) == txnMonitorSet {
+		s.execMonitor(p, k, rq, w, index, now)
+		return
+	}
 	rec := p.recs[k]
 	if rec != nil && rec.expired(now) {
 		delete(p.recs, k)
 		rec = nil
 	}
+	s.execLocked(p, k, rec, rq, w, index, now)
+}
+
+// execLocked runs one record command on rec (nil when absent) with p locked.
+func (s *store) execLocked(p *partition, k recKey, rec *record, rq *recordRequest, w *writer, index uint32, now uint32) {
 	switch {
-	case rq.isUDF:
-		s.execUDF(p, k, rec, rq, w, index, now)
-	case rq.info2&info2Write == 0:
-		readRecord(rec, rq, w, index)
+	case rq.info4&info4TxnVerifyRead != 0:
+		verifyRecord(rec, rq, w, index)
+	case rq.info4&(info4TxnRollForward|info4TxnRollBack) != 0:
+		rollRecord(p, k, rq, w, index)
+	case rq.isUDF || rq.info2&info2Write != 0:
+		if rc := lockForTxn(p, k, rec, rq); rc != rcOK {
+			w.header(0, rc, 0, 0, index, 0, 0)
+			return
+		}
+		if rq.isUDF {
+			s.execUDF(p, k, rec, rq, w, index, now)
+		} else {
+			s.write(p, k, rec, rq, w, index, now)
+		}
 	default:
-		s.write(p, k, rec, rq, w, index, now)
+		readRecord(rec, rq, w, index)
 	}
 }
 
@@ -115,7 +151,15 @@ func readRecord(rec *record, rq *recordRequest, w *writer, index uint32) {
 		w.header(0, rcKeyNotFound, 0, 0, index, 0, 0)
 		return
 	}
-	hdr := w.header(0, rcOK, rec.gen, rec.voidTime, index, 0, 0)
+	// A read inside a transaction returns the version the commit will verify.
+	nFields := 0
+	if rq.txn.inTxn {
+		nFields = 1
+	}
+	hdr := w.header(0, rcOK, rec.gen, rec.voidTime, index, nFields, 0)
+	if rq.txn.inTxn {
+		w.field(fieldRecordVersion, versionBytes(rec.version))
+	}
 	if rq.info1&info1NoBinData != 0 {
 		return
 	}
@@ -274,7 +318,7 @@ func (s *store) write(p *partition, k recKey, rec *record, rq *recordRequest, w 
 		w.setOps(hdr, n)
 		return
 	}
-	nr := &record{set: string(rq.set), gen: 1, voidTime: voidTimeFor(rq.ttl, rec, now), bins: bins}
+	nr := &record{set: string(rq.set), gen: 1, voidTime: voidTimeFor(rq.ttl, rec, now), version: s.nextVersion(), bins: bins}
 	if rec != nil {
 		nr.gen = rec.gen + 1
 		if len(rq.set) == 0 {

@@ -64,7 +64,7 @@ func (s *store) execUDF(p *partition, k recKey, rec *record, rq *recordRequest, 
 		v := make([]byte, 8)
 		binary.BigEndian.PutUint64(v, uint64(cur+n))
 		bins = setBin(bins, []byte(name), ptInteger, v)
-		nr := &record{set: string(rq.set), gen: 1, voidTime: voidTimeFor(rq.ttl, rec, now), bins: bins}
+		nr := &record{set: string(rq.set), gen: 1, voidTime: voidTimeFor(rq.ttl, rec, now), version: s.nextVersion(), bins: bins}
 		if rec != nil {
 			nr.gen = rec.gen + 1
 			nr.set = rec.set
