@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/semver"
 )
 
 // probed are the v7 client functions the attach layer probes (relative to
@@ -219,11 +222,15 @@ func TestFieldOffsets(t *testing.T) {
 	}
 }
 
+// The offsets table has an entry for every supported client version, on every
+// architecture, and nothing else: `make offsets` regenerates it from ClientVersions.
 func TestOffsetsTableCoversSupportedVersions(t *testing.T) {
-	for _, arch := range []string{"amd64", "arm64"} {
-		got := strings.Join(TableVersions(arch), " ")
-		if got != "v6.16.1 v7.10.2 v8.8.0" {
-			t.Errorf("TableVersions(%s) = %q", arch, got)
+	if !semver.IsValid(ClientVersions[0]) || !slices.IsSortedFunc(ClientVersions, semver.Compare) {
+		t.Fatalf("ClientVersions %v: want semantic versions, oldest first", ClientVersions)
+	}
+	for _, arch := range TableArches {
+		if got, want := strings.Join(TableVersions(arch), " "), strings.Join(ClientVersions, " "); got != want {
+			t.Errorf("TableVersions(%s) = %q, want ClientVersions %q: run make offsets", arch, got, want)
 		}
 		for _, v := range TableVersions(arch) {
 			fields := offsetsTable[tableKey{v, arch}]

@@ -4,8 +4,9 @@ import (
 	"debug/dwarf"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
+
+	"golang.org/x/mod/semver"
 )
 
 // FieldRef names a struct field relative to the client package. Field may be
@@ -50,7 +51,7 @@ const Missing int64 = -1
 
 type tableKey struct{ version, arch string }
 
-// TableVersions lists the client versions the offsets table holds for arch.
+// TableVersions lists the client versions the offsets table holds for arch, oldest first.
 func TableVersions(arch string) []string {
 	var vs []string
 	for k := range offsetsTable {
@@ -58,7 +59,7 @@ func TableVersions(arch string) []string {
 			vs = append(vs, k.version)
 		}
 	}
-	sort.Strings(vs)
+	semver.Sort(vs)
 	return vs
 }
 
