@@ -59,6 +59,9 @@ var (
 	opScan         = &operation{name: semconv.OpScan}
 	opSelect       = &operation{name: semconv.OpSelect}
 	opTouch        = &operation{name: semconv.OpTouch}
+
+	opBatchApply      = &operation{name: semconv.OpBatchApply}
+	opQueryBackground = &operation{name: semconv.OpQueryBackground}
 )
 
 // record is the recorder's Op (metrics.Recorder.Op) with the series lookup cached.
@@ -380,6 +383,137 @@ func (c *Client) ScanPartitions(apolicy *as.ScanPolicy, partitionFilter *as.Part
 	return rs, err
 }
 
+// ScanNode records "scan", timed until the recordset ends.
+func (c *Client) ScanNode(apolicy *as.ScanPolicy, node *as.Node, namespace string, setName string, binNames ...string) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.ScanNode(apolicy, node, namespace, setName, binNames...)
+	finishAtEnd(start, opScan, namespace, setName, rs, err)
+	return rs, err
+}
+
+// QueryNode records "query", timed until the recordset ends.
+func (c *Client) QueryNode(policy *as.QueryPolicy, node *as.Node, statement *as.Statement) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.QueryNode(policy, node, statement)
+	ns, set := stmtNS(statement)
+	finishAtEnd(start, opQuery, ns, set, rs, err)
+	return rs, err
+}
+
+// PutObject records "put".
+func (c *Client) PutObject(policy *as.WritePolicy, key *as.Key, obj interface{}) as.Error {
+	start := begin()
+	err := c.Client.PutObject(policy, key, obj)
+	ns, set := keyNS(key)
+	finish(start, opPut, ns, set, err)
+	return err
+}
+
+// GetObject records "get".
+func (c *Client) GetObject(policy *as.BasePolicy, key *as.Key, obj interface{}) as.Error {
+	start := begin()
+	err := c.Client.GetObject(policy, key, obj)
+	ns, set := keyNS(key)
+	finish(start, opGet, ns, set, err)
+	return err
+}
+
+// BatchGetObjects records "batch_read".
+func (c *Client) BatchGetObjects(policy *as.BatchPolicy, keys []*as.Key, objects []interface{}) ([]bool, as.Error) {
+	start := begin()
+	found, err := c.Client.BatchGetObjects(policy, keys, objects)
+	ns, set := firstKeyNS(keys)
+	finish(start, opBatchRead, ns, set, err)
+	return found, err
+}
+
+// ScanAllObjects records "scan", timed until the stream ends.
+func (c *Client) ScanAllObjects(apolicy *as.ScanPolicy, objChan interface{}, namespace string, setName string, binNames ...string) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.ScanAllObjects(apolicy, objChan, namespace, setName, binNames...)
+	finishObjectsAtEnd(start, opScan, namespace, setName, rs, err)
+	return rs, err
+}
+
+// ScanPartitionObjects records "scan", timed until the stream ends.
+func (c *Client) ScanPartitionObjects(apolicy *as.ScanPolicy, objChan interface{}, partitionFilter *as.PartitionFilter, namespace string, setName string, binNames ...string) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.ScanPartitionObjects(apolicy, objChan, partitionFilter, namespace, setName, binNames...)
+	finishObjectsAtEnd(start, opScan, namespace, setName, rs, err)
+	return rs, err
+}
+
+// ScanNodeObjects records "scan", timed until the stream ends.
+func (c *Client) ScanNodeObjects(apolicy *as.ScanPolicy, node *as.Node, objChan interface{}, namespace string, setName string, binNames ...string) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.ScanNodeObjects(apolicy, node, objChan, namespace, setName, binNames...)
+	finishObjectsAtEnd(start, opScan, namespace, setName, rs, err)
+	return rs, err
+}
+
+// QueryObjects records "query", timed until the stream ends.
+func (c *Client) QueryObjects(policy *as.QueryPolicy, statement *as.Statement, objChan interface{}) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.QueryObjects(policy, statement, objChan)
+	ns, set := stmtNS(statement)
+	finishObjectsAtEnd(start, opQuery, ns, set, rs, err)
+	return rs, err
+}
+
+// QueryPartitionObjects records "query", timed until the stream ends.
+func (c *Client) QueryPartitionObjects(policy *as.QueryPolicy, statement *as.Statement, objChan interface{}, partitionFilter *as.PartitionFilter) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.QueryPartitionObjects(policy, statement, objChan, partitionFilter)
+	ns, set := stmtNS(statement)
+	finishObjectsAtEnd(start, opQuery, ns, set, rs, err)
+	return rs, err
+}
+
+// QueryNodeObjects records "query", timed until the stream ends.
+func (c *Client) QueryNodeObjects(policy *as.QueryPolicy, node *as.Node, statement *as.Statement, objChan interface{}) (*as.Recordset, as.Error) {
+	start := begin()
+	rs, err := c.Client.QueryNodeObjects(policy, node, statement, objChan)
+	ns, set := stmtNS(statement)
+	finishObjectsAtEnd(start, opQuery, ns, set, rs, err)
+	return rs, err
+}
+
+// BatchExecute records "batch_apply".
+func (c *Client) BatchExecute(policy *as.BatchPolicy, udfPolicy *as.BatchUDFPolicy, keys []*as.Key, packageName string, functionName string, args ...as.Value) ([]*as.BatchRecord, as.Error) {
+	start := begin()
+	recs, err := c.Client.BatchExecute(policy, udfPolicy, keys, packageName, functionName, args...)
+	ns, set := firstKeyNS(keys)
+	finish(start, opBatchApply, ns, set, err)
+	return recs, err
+}
+
+// QueryExecute records "query_background": the call that starts the job, not the job.
+func (c *Client) QueryExecute(policy *as.QueryPolicy, writePolicy *as.WritePolicy, statement *as.Statement, ops ...*as.Operation) (*as.ExecuteTask, as.Error) {
+	start := begin()
+	task, err := c.Client.QueryExecute(policy, writePolicy, statement, ops...)
+	ns, set := stmtNS(statement)
+	finish(start, opQueryBackground, ns, set, err)
+	return task, err
+}
+
+// ExecuteUDF records "query_background": the call that starts the job, not the job.
+func (c *Client) ExecuteUDF(policy *as.QueryPolicy, statement *as.Statement, packageName string, functionName string, functionArgs ...as.Value) (*as.ExecuteTask, as.Error) {
+	start := begin()
+	task, err := c.Client.ExecuteUDF(policy, statement, packageName, functionName, functionArgs...)
+	ns, set := stmtNS(statement)
+	finish(start, opQueryBackground, ns, set, err)
+	return task, err
+}
+
+// ExecuteUDFNode records "query_background": the call that starts the job, not the job.
+func (c *Client) ExecuteUDFNode(policy *as.QueryPolicy, node *as.Node, statement *as.Statement, packageName string, functionName string, functionArgs ...as.Value) (*as.ExecuteTask, as.Error) {
+	start := begin()
+	task, err := c.Client.ExecuteUDFNode(policy, node, statement, packageName, functionName, functionArgs...)
+	ns, set := stmtNS(statement)
+	finish(start, opQueryBackground, ns, set, err)
+	return task, err
+}
+
 func stmtNS(s *as.Statement) (string, string) {
 	if s == nil {
 		return "", ""
@@ -400,6 +534,24 @@ func finishAtEnd(start stamp, op *operation, namespace, set string, rs *as.Recor
 	wait := endWaiter(rs)
 	go func() {
 		wait()
+		finish(start, op, namespace, set, nil)
+	}()
+}
+
+// finishObjectsAtEnd records an object-API query or scan when its stream ends. Its errors
+// travel on the recordset's Errors channel, which the wrapper must not read (it would take
+// them from the caller), so the end is observed by polling, and an error delivered there
+// is not seen: the call's own error is.
+func finishObjectsAtEnd(start stamp, op *operation, namespace, set string, rs *as.Recordset, err as.Error) {
+	if start == notRecorded {
+		return
+	}
+	if err != nil || rs == nil {
+		finish(start, op, namespace, set, err)
+		return
+	}
+	go func() {
+		waitInactive(rs)
 		finish(start, op, namespace, set, nil)
 	}()
 }

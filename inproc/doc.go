@@ -8,13 +8,17 @@
 //
 //	client := inproc.Wrap(asClient) // was: client := asClient
 //
-// The wrapper has the client's exact data-path signatures (Put, PutBins, Get, GetHeader,
-// Exists, Delete, Touch, Append(Bins), Prepend(Bins), Add(Bins), Operate, Execute,
-// BatchGet, BatchGetHeader, BatchExists, BatchGetOperate, BatchGetComplex, BatchOperate,
-// BatchDelete, Query, QueryPartitions, ScanAll, ScanPartitions); every other method is the
-// embedded client's. Each wrapped call is recorded once, at the wrapper: work the client does
-// internally (a one-key batch running as a single read, Operate calling operate) is never
-// counted again.
+// The wrapper has the client's exact signatures for every method that eBPF mode counts
+// (the probe table's counted rows; a test fails when one lacks an override): Put, PutBins,
+// Get, GetHeader, Exists, Delete, Touch, Append(Bins), Prepend(Bins), Add(Bins), Operate,
+// Execute, the batches (BatchGet, BatchGetHeader, BatchExists, BatchGetOperate,
+// BatchGetComplex, BatchOperate, BatchDelete, BatchExecute), queries and scans (Query,
+// QueryPartitions, QueryNode, ScanAll, ScanPartitions, ScanNode), the object API (PutObject,
+// GetObject, BatchGetObjects, Query/Scan...Objects) and background jobs (QueryExecute,
+// ExecuteUDF, ExecuteUDFNode); every other method is the embedded client's (README, metrics
+// reference: the inventory of every method). Each wrapped call is recorded once, at the
+// wrapper: work the client does internally (a one-key batch running as a single read,
+// Operate calling operate) is never counted again.
 //
 // The package-level functions mirror the seeds' module API:
 //
@@ -41,6 +45,11 @@
 // and stream afterwards, so they are timed until the recordset ends — when the client's last
 // producer finishes, or when the caller closes it — without consuming records or changing the
 // returned type (see recordset.go for how the end is observed).
+//
+// Object-API streams (QueryObjects, ScanAllObjects, ...) deliver their errors on the
+// recordset's Errors channel, which the wrapper must not read (it would take them from the
+// caller). In-process mode therefore classifies such a stream by the call's own error only:
+// a stream that later fails is recorded with error_type "". eBPF mode sees the error.
 //
 // # Differences from eBPF mode
 //

@@ -48,9 +48,12 @@ func endWaiter(rs *as.Recordset) func() {
 			}
 		}
 	}
-	return func() {
-		for rs.IsActive() {
-			time.Sleep(pollInterval)
-		}
+	return func() { waitInactive(rs) }
+}
+
+// waitInactive polls until rs ends.
+func waitInactive(rs *as.Recordset) {
+	for rs.IsActive() {
+		time.Sleep(pollInterval)
 	}
 }
