@@ -1,0 +1,109 @@
+package testserver
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// mrtExpired is the v8 client's types.MRT_EXPIRED, which v7 does not know.
+const mrtExpired = 122
+
+// buildAPICheck builds testdata/apicheck against client major v: main.go and the
+// major's checks, with the import rewritten to v, in a module that pins the client
+// version of testdata/targets/<v> (its go.mod and go.sum, the module line renamed).
+func buildAPICheck(t *testing.T, v string) string {
+	t.Helper()
+	dir := t.TempDir()
+	majorFile := "major_other.go"
+	if v == "v8" {
+		majorFile = "major_v8.go"
+	}
+	for _, f := range []string{"main.go", majorFile} {
+		src, err := os.ReadFile(filepath.Join("testdata", "apicheck", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = bytes.ReplaceAll(src, []byte("aerospike-client-go/v8"), []byte("aerospike-client-go/"+v))
+		if err := os.WriteFile(filepath.Join(dir, f), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	targets := filepath.Join("..", "..", "testdata", "targets", v)
+	goMod, err := os.ReadFile(filepath.Join(targets, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goMod = regexp.MustCompile(`(?m)^module .*$`).ReplaceAll(goMod, []byte("module apicheck"))
+	goSum, err := os.ReadFile(filepath.Join(targets, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), goMod, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), goSum, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "apicheck")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod -buildvcs=false", "GOWORK=off",
+		"CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build apicheck for %s: %v\n%s", v, err, out)
+	}
+	return bin
+}
+
+func runAPICheck(t *testing.T, bin string, c *Cluster, luaDir, check string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	run := exec.Command(bin, "-hosts", strings.Join(c.Hosts(), ","), "-lua", luaDir, "-check", check)
+	run.Stdout, run.Stderr = &stdout, &stderr
+	if err := run.Run(); err != nil {
+		t.Fatalf("apicheck -check %s: %v\n%s%s", check, err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// TestAPICheckMajors runs testdata/apicheck, built against the v6 and v8 clients, on a
+// fresh 2-node cluster each: the object API, BatchExecute, background jobs with their
+// status polling and QueryAggregate for both; PutPayload and transactions (commit,
+// abort, a version mismatch, a fault on the verify step) for v8.
+func TestAPICheckMajors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two client versions; skipped in -short mode (make test and CI do not use -short)")
+	}
+	luaDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(luaDir, AggregateUDFModule), []byte(AggregateUDFSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"v6": "ok objects\nok batch_execute\nok background\nok aggregate\n",
+		"v8": "ok objects\nok batch_execute\nok background\nok aggregate\nok put_payload\nok txn_commit\nok txn_abort\nok txn_version_mismatch\n",
+	}
+	for _, v := range []string{"v6", "v8"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			bin := buildAPICheck(t, v)
+			c, _ := startCluster(t, Config{Nodes: 2})
+			if got := runAPICheck(t, bin, c, luaDir, "all"); got != want[v] {
+				t.Fatalf("apicheck ran:\n%swant:\n%s", got, want[v])
+			}
+			if v != "v8" {
+				return
+			}
+			// MRT_EXPIRED, not a timeout: the client retries timeouts with sleeps between.
+			c.SetFaults([]Fault{{Command: CmdTxnVerify, ResultCode: mrtExpired}})
+			if got := runAPICheck(t, bin, c, luaDir, "fault_txn_verify"); got != "ok fault_txn_verify\n" {
+				t.Fatalf("apicheck fault_txn_verify ran %q", got)
+			}
+		})
+	}
+}
