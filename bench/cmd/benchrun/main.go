@@ -124,6 +124,14 @@ func run(c config) (*report, error) {
 		return nil, err
 	}
 	rep := newReport(c)
+	if phase("probehits") {
+		// Before any agent starts: agents keep the statistics on while they run.
+		if ns, err := statsOverhead(); err == nil {
+			rep.StatsOverheadNs = ns
+		} else {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("cost of the run statistics themselves not measured: %v", err))
+		}
+	}
 	g := &agents{tmp: tmp, bin: bin}
 	defer g.closeAll()
 
@@ -142,7 +150,7 @@ func run(c config) (*report, error) {
 		}
 	}
 	if phase("probehits") {
-		if err := runProbeHits(rep, g, hosts); err != nil {
+		if err := runProbeHits(c, rep, g, hosts); err != nil {
 			return nil, err
 		}
 	}
@@ -409,36 +417,76 @@ func meanUs(t *truth) float64 {
 }
 
 // runProbeHits runs each operation kind alone with BPF statistics on and counts program
-// runs per operation.
-func runProbeHits(rep *report, g *agents, hosts []string) error {
+// runs per operation, under asobserve's programs and under the floor's empty ones, in
+// rounds: the program time per run moves with the machine's load, so the figures are
+// medians over rounds.
+func runProbeHits(c config, rep *report, g *agents, hosts []string) error {
+	if err := testRunSupport(); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("program time is measured live, per operation kind: %v", err))
+	}
 	stats, err := enableStats()
 	if err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("probe hits not measured: enabling BPF statistics failed: %v", err))
 		return nil
 	}
 	defer stats()
-	h := g.opsV
 	const n = 400
-	for _, op := range semconv.Operations {
-		row, err := probeHits(h, hosts, "--mix", op+"=1", "--count", fmt.Sprint(n), "--concurrency", "1", "--keys", "50")
-		if err != nil {
-			return fmt.Errorf("probe hits of %s: %w", op, err)
-		}
-		row.Op = op
-		rep.ProbeHits = append(rep.ProbeHits, row)
+	rounds := max(2, c.rounds-2)
+	perRound := make([]map[string]opCost, rounds)
+	byOp := map[string][]opCost{}
+	args := func(op string) []string {
+		return []string{"--mix", op + "=1", "--count", fmt.Sprint(n), "--concurrency", "1", "--keys", "50"}
 	}
+	for r := 0; r < rounds; r++ {
+		perRound[r] = map[string]opCost{}
+		for _, op := range semconv.Operations {
+			ours, err := measureRun(g.opsV, hosts, args(op)...)
+			if err != nil {
+				return fmt.Errorf("probe hits of %s: %w", op, err)
+			}
+			floor, err := measureRun(g.floorV, hosts, args(op)...)
+			if err != nil {
+				return fmt.Errorf("floor probe hits of %s: %w", op, err)
+			}
+			cost := opCost{NsPerOp: ours.perOp("probe_entry", "probe_return"), FloorNsPerOp: floor.perOp("probe_empty"),
+				EntryNsPerRun: ours.nsPerRun("probe_entry"), ReturnNsPerRun: ours.nsPerRun("probe_return"), FloorNsPerRun: floor.nsPerRun("probe_empty")}
+			perRound[r][op] = cost
+			byOp[op] = append(byOp[op], cost)
+			if r == 0 {
+				row := hitRow(ours)
+				row.Op = op
+				rep.ProbeHits = append(rep.ProbeHits, row)
+			}
+		}
+		logger.Printf("program time round %d/%d: %s", r+1, rounds, summarize(perRound[r]))
+	}
+	for i := range rep.ProbeHits {
+		h := &rep.ProbeHits[i]
+		h.setCost(byOp[h.Op])
+	}
+	rep.ProgramTime = programTime(perRound)
 	return nil
 }
 
-func probeHits(v *view, hosts []string, args ...string) (probeHitRow, error) {
+func summarize(costs map[string]opCost) string {
+	var parts []string
+	for _, row := range programTime([]map[string]opCost{costs}) {
+		parts = append(parts, fmt.Sprintf("%s %.0f ns/op (floor %.0f)", row.Class, row.NsPerOp, row.FloorNsPerOp))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// measureRun runs one workload under v with BPF statistics on and returns what its
+// agent's programs did over the run.
+func measureRun(v *view, hosts []string, args ...string) (progRun, error) {
 	w, err := startWorkload(v.bin, hosts, args...)
 	if err != nil {
-		return probeHitRow{}, err
+		return progRun{}, err
 	}
 	defer w.kill()
 	h := v.h
 	if _, err := v.attach(w.pid); err != nil {
-		return probeHitRow{}, err
+		return progRun{}, err
 	}
 	before, err := h.agent.ProgramStats()
 	if err == nil {
@@ -446,36 +494,38 @@ func probeHits(v *view, hosts []string, args ...string) (probeHitRow, error) {
 	}
 	if err != nil {
 		v.finish()
-		return probeHitRow{}, err
+		return progRun{}, err
 	}
 	tr, err := w.wait(2 * time.Minute)
 	if err != nil {
 		v.finish()
-		return probeHitRow{}, err
+		return progRun{}, err
 	}
 	cnt, err := v.finish()
 	if err != nil {
-		return probeHitRow{}, err
+		return progRun{}, err
 	}
 	after, err := h.agent.ProgramStats()
 	if err != nil {
-		return probeHitRow{}, err
+		return progRun{}, err
 	}
 	if *verbose {
 		logger.Printf("program stats before %v after %v", before, after)
 	}
-	ops := float64(tr.TotalOps)
-	d := func(name string) (float64, float64) {
-		runs := float64(after[name].RunCount - before[name].RunCount)
-		ns := float64(after[name].RunTime - before[name].RunTime)
-		if runs == 0 {
-			return 0, 0
-		}
-		return runs / ops, ns / runs
+	run := progRun{ops: float64(tr.TotalOps), produced: cnt.Produced, runs: map[string]float64{}, ns: map[string]float64{}}
+	for name := range after {
+		run.runs[name] = float64(after[name].RunCount - before[name].RunCount)
+		run.ns[name] = float64(after[name].RunTime - before[name].RunTime)
 	}
-	row := probeHitRow{Ops: tr.TotalOps, EventsPerOp: float64(cnt.Produced) / ops, Unit: "probe program runs per operation"}
-	row.EntryPerOp, row.EntryNsPerRun = d("probe_entry")
-	row.ReturnPerOp, row.ReturnNsPerRun = d("probe_return")
+	return run, nil
+}
+
+// hitRow is the probe-hit row of one run of asobserve's programs.
+func hitRow(run progRun) probeHitRow {
+	row := probeHitRow{Ops: int64(run.ops), EventsPerOp: float64(run.produced) / run.ops, Unit: "probe program runs per operation"}
+	row.EntryPerOp, row.EntryNsPerRun = run.runs["probe_entry"]/run.ops, run.nsPerRun("probe_entry")
+	row.ReturnPerOp, row.ReturnNsPerRun = run.runs["probe_return"]/run.ops, run.nsPerRun("probe_return")
+	row.NsPerOp = run.perOp("probe_entry", "probe_return")
 	row.TotalPerOp = row.EntryPerOp + row.ReturnPerOp
 	row.Source = "measured: BPF program run counts"
 	if row.TotalPerOp == 0 {
@@ -484,7 +534,7 @@ func probeHits(v *view, hosts []string, args ...string) (probeHitRow, error) {
 		row.EntryPerOp, row.ReturnPerOp, row.TotalPerOp = row.EventsPerOp, row.EventsPerOp, 2*row.EventsPerOp
 		row.Source = "estimated: 2 × ring records per operation (BPF run counts stayed 0 on this kernel)"
 	}
-	return row, nil
+	return row
 }
 
 // runStages reproduces seed 002's table: batch_read latency with stage probes off and on,
@@ -517,10 +567,11 @@ func runStages(c config, rep *report, g *agents) error {
 	}
 	defer stats()
 	for _, on := range []bool{false, true} {
-		row, err := probeHits(held[on], hosts, "--mix", "batch_read=1", "--count", "300", "--concurrency", "1", "--keys", "50")
+		run, err := measureRun(held[on], hosts, "--mix", "batch_read=1", "--count", "300", "--concurrency", "1", "--keys", "50")
 		if err != nil {
 			return err
 		}
+		row := hitRow(run)
 		row.Op = "batch_read (3 nodes, stages " + onOff(on) + ")"
 		rep.BatchProbeHits = append(rep.BatchProbeHits, row)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/asobserve/asobserve/bpf"
 	"github.com/asobserve/asobserve/internal/decoder"
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/observe"
@@ -24,25 +25,24 @@ import (
 	"github.com/asobserve/asobserve/internal/semconv"
 )
 
-// opRecord builds a ring-buffer record with the layout of struct event_op.
+// opRecord builds a ring-buffer record from the generated declaration of struct event_op,
+// serialised little endian: the layout the programs write, whatever the decoder assumes.
 func opRecord(row uint16, ns, set string, failed bool, code int32, start, end uint64) []byte {
-	b := make([]byte, decoder.OpRecordSize)
-	le := binary.LittleEndian
-	b[0] = decoder.TypeOp
+	rec := bpf.AsobserveEventOp{Type: uint8(bpf.AsobserveEventTypeEVENT_OP), NsLen: uint8(len(ns)), SetLen: uint8(len(set)),
+		Tgid: 4242, Row: row, Code: code, Cause: code, OpId: 99, Start: start, End: end}
 	if failed {
-		b[1] = 1 // failed
+		rec.Flags = uint8(bpf.AsobserveEventFlagsEVENT_FAILED)
 	}
-	b[2] = byte(len(ns))
-	b[3] = byte(len(set))
-	le.PutUint32(b[4:], 4242)
-	le.PutUint16(b[8:], row)
-	le.PutUint32(b[12:], uint32(code))
-	le.PutUint32(b[16:], uint32(code))
-	le.PutUint64(b[24:], 99)
-	le.PutUint64(b[32:], start)
-	le.PutUint64(b[40:], end)
-	copy(b[48:], ns)
-	copy(b[48+32:], set)
+	for i := range len(ns) {
+		rec.Ns[i] = int8(ns[i])
+	}
+	for i := range len(set) {
+		rec.Set[i] = int8(set[i])
+	}
+	b, err := binary.Append(nil, binary.LittleEndian, rec)
+	if err != nil {
+		panic(err) // a fixed-size struct always encodes
+	}
 	return b
 }
 

@@ -49,8 +49,24 @@ type probeHitRow struct {
 	EventsPerOp    float64 `json:"ring_records_per_op"`
 	EntryNsPerRun  float64 `json:"entry_ns_per_run"`
 	ReturnNsPerRun float64 `json:"return_ns_per_run"`
+	NsPerOp        float64 `json:"ns_per_op"`
+	FloorNsPerRun  float64 `json:"floor_ns_per_run,omitempty"`
+	FloorNsPerOp   float64 `json:"floor_ns_per_op,omitempty"`
+	Rounds         int     `json:"rounds,omitempty"`
 	Unit           string  `json:"unit"`
 	Source         string  `json:"source"`
+}
+
+// setCost replaces the row's program times by their medians over rounds, beside the floor's.
+func (h *probeHitRow) setCost(rounds []opCost) {
+	var ours, entry, ret, floor, floorRun []float64
+	for _, c := range rounds {
+		ours, entry, ret = append(ours, c.NsPerOp), append(entry, c.EntryNsPerRun), append(ret, c.ReturnNsPerRun)
+		floor, floorRun = append(floor, c.FloorNsPerOp), append(floorRun, c.FloorNsPerRun)
+	}
+	h.Rounds = len(rounds)
+	h.NsPerOp, h.EntryNsPerRun, h.ReturnNsPerRun = median(ours), median(entry), median(ret)
+	h.FloorNsPerOp, h.FloorNsPerRun = median(floor), median(floorRun)
 }
 
 type stageRow struct {
@@ -72,6 +88,9 @@ type report struct {
 	OpsOverheadVsFloor float64           `json:"ops_overhead_vs_floor"`
 	OverheadUnit       string            `json:"ops_overhead_vs_floor_unit"`
 	Modes              []modeRow         `json:"modes"`
+	OverheadRounds     []float64         `json:"ops_overhead_vs_floor_rounds,omitempty"`
+	ProgramTime        []classRow        `json:"bpf_program_time"`
+	StatsOverheadNs    float64           `json:"bpf_stats_overhead_ns_per_run,omitempty"`
 	ProbeHits          []probeHitRow     `json:"probe_hits"`
 	BatchReadStages    []stageRow        `json:"batch_read_stages"`
 	BatchProbeHits     []probeHitRow     `json:"batch_read_probe_hits"`
@@ -89,7 +108,7 @@ func newReport(c config) *report {
 	return &report{
 		GeneratedAt:  time.Now().UTC().Format(time.RFC3339),
 		Machine:      machine(),
-		OverheadUnit: "ratio (asobserve operations added µs/op ÷ floor added µs/op)",
+		OverheadUnit: "ratio (asobserve operations added µs/op ÷ floor added µs/op in the same round), median over rounds",
 		Load: map[string]string{
 			"mix": c.mix, "concurrency": fmt.Sprint(c.concurrency), "duration_per_run": c.duration.String(),
 			"rounds": fmt.Sprint(c.rounds), "keys_per_set": fmt.Sprint(c.keys), "server": "internal/testserver, 1 node, loopback, in the harness process",
@@ -122,7 +141,6 @@ func machine() map[string]string {
 
 func (r *report) addModes(c config, ms []mode, res map[string][]*truth, tracingNote string) {
 	base := res["baseline"]
-	added := map[string]float64{}
 	for _, m := range ms {
 		trs := res[m.name]
 		row := modeRow{Mode: m.name, Description: m.desc, Measured: true, Rounds: len(trs), Units: modeUnits}
@@ -142,12 +160,17 @@ func (r *report) addModes(c config, ms []mode, res map[string][]*truth, tracingN
 		row.MeanUs = sum / float64(ops) * 1e6
 		row.P50Us, row.P99Us = median(p50), median(p99)
 		row.AddedUsPerOp = median(diffs)
-		added[m.name] = row.AddedUsPerOp
 		r.Modes = append(r.Modes, row)
 	}
-	if f := added["floor"]; f > 0 {
-		r.OpsOverheadVsFloor = added["operations"] / f
+	for i, ops := range res["operations"] {
+		if i >= len(base) || i >= len(res["floor"]) {
+			break
+		}
+		if f := meanUs(res["floor"][i]) - meanUs(base[i]); f > 0 {
+			r.OverheadRounds = append(r.OverheadRounds, (meanUs(ops)-meanUs(base[i]))/f)
+		}
 	}
+	r.OpsOverheadVsFloor = median(r.OverheadRounds)
 	names := map[string]bool{}
 	for _, m := range ms {
 		names[m.name] = true
@@ -274,11 +297,17 @@ func (r *report) agent(name string) (float64, bool) {
 func (r *report) evaluateGoals() {
 	met := func(b bool) *bool { return &b }
 	if r.OpsOverheadVsFloor > 0 {
-		r.Goals = append(r.Goals, figure{Name: "ops_overhead_vs_floor", Value: r.OpsOverheadVsFloor, Unit: "ratio", Goal: "≤ 1.25",
-			Met: met(r.OpsOverheadVsFloor <= 1.25)})
+		r.Goals = append(r.Goals, figure{Name: "ops_overhead_vs_floor", Value: r.OpsOverheadVsFloor, Unit: "ratio", Goal: "≤ 1.10",
+			Met: met(r.OpsOverheadVsFloor <= 1.10)})
 	} else {
-		r.Goals = append(r.Goals, figure{Name: "ops_overhead_vs_floor", Unit: "ratio", Goal: "≤ 1.25",
+		r.Goals = append(r.Goals, figure{Name: "ops_overhead_vs_floor", Unit: "ratio", Goal: "≤ 1.10",
 			Note: "not computed: the floor added no measurable time over the baseline in this run"})
+	}
+	for _, c := range r.ProgramTime {
+		if c.Class == classSingle {
+			r.Goals = append(r.Goals, figure{Name: "bpf_ns_per_single_record_op", Value: c.NsPerOp, Unit: "ns", Goal: "≤ 1000 (stretch 600)",
+				Met: met(c.NsPerOp <= 1000)})
+		}
 	}
 	if v, ok := r.agent("saturation_events_lost"); ok {
 		r.Goals = append(r.Goals, figure{Name: "events_lost_at_saturation", Value: v, Unit: "events", Goal: "0", Met: met(v == 0)})
@@ -317,6 +346,8 @@ func missReason(name string) string {
 	switch name {
 	case "ops_overhead_vs_floor":
 		return "beyond the trap the floor pays, asobserve's programs read namespace, set and the returned error and submit one ring-buffer record per operation; the agent decodes beside the workload and the server on 2 cores. The ratio is noisy on a shared VM: the floor's own added time moves between about 13 and 30 µs/op from run to run, and the same harness has measured 1.10 to 1.58 on unchanged code"
+	case "bpf_ns_per_single_record_op":
+		return "see the program time table: on this VM every helper call (clock, pid, map, attach cookie, ring buffer) costs about 60-120 ns of program time and every read of target memory about 120 ns; a single-record operation needs 2 clock reads, 2 pid filter lookups, 2 cookies, 3 inflight map calls, 2 reads of the goroutine's stack top, 1 of the key's namespace and set headers, 2 of their bytes and a ring-buffer reserve and submit"
 	case "agent_cpu_at_rate":
 		return "every operation wakes the ring-buffer reader; at this rate the wakeups and per-event Go work dominate"
 	case "agent_rss_at_rate":
@@ -363,11 +394,31 @@ func (r *report) markdown() string {
 		}
 		p("| %s | %.0f | %.1f | %.1f | %.1f | %+.2f |\n", m.Mode, m.OpsPerSec, m.MeanUs, m.P50Us, m.P99Us, m.AddedUsPerOp)
 	}
-	p("\n**ops_overhead_vs_floor = %.2f** (asobserve operation metrics' added µs/op ÷ the floor's added µs/op; goal ≤ 1.25).\n\n", r.OpsOverheadVsFloor)
-	p("## Probe hits per operation kind\n\nBPF program runs per operation (kernel `BPF_STATS_RUN_TIME` run counts ÷ the workload's operation count; one kind at a time, 1 worker).\n\n")
-	p("| operation | entry | return | total | ring records | ns/entry run | ns/return run | source |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
+	p("\n**ops_overhead_vs_floor = %.2f** (asobserve operation metrics' added µs/op ÷ the floor's added µs/op in the same round, median over rounds; goal ≤ 1.10). Rounds: %s.\n\n",
+		r.OpsOverheadVsFloor, ratios(r.OverheadRounds))
+	if len(r.ProgramTime) > 0 {
+		p("## BPF program time per operation\n\n")
+		p("The kernel's own run statistics (`BPF_STATS_RUN_TIME`: run time ÷ runs of each program), asobserve's programs and the floor's empty ones on the same probe points, "+
+			"each operation kind run alone (%d operations, 1 worker) under each, in %d rounds. Per class: the median over its operations, then over rounds.\n\n", 400, r.ProgramTime[0].Rounds)
+		p("| class | ns/op | floor ns/op | ns/entry run | ns/return run | floor ns/run | operations |\n|---|---:|---:|---:|---:|---:|---|\n")
+		for _, c := range r.ProgramTime {
+			p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %s |\n", c.Class, c.NsPerOp, c.FloorNsPerOp, c.EntryNsPerRun, c.ReturnNsPerRun, c.FloorNsPerRun, strings.Join(c.Operations, ", "))
+		}
+		if r.StatsOverheadNs > 0 {
+			p("\nThe statistics themselves add %.0f ns to every program run (an empty socket filter timed by `BPF_PROG_TEST_RUN`'s own loop, statistics off vs on): "+
+				"the clock reads around the run, which the measured run time does not include, and the counter updates.\n", r.StatsOverheadNs)
+		}
+		p("\n")
+	}
+	p("## Probe hits per operation kind\n\nBPF program runs per operation (kernel `BPF_STATS_RUN_TIME` run counts ÷ the workload's operation count; one kind at a time, 1 worker); ns figures are medians over the rounds above.\n\n")
+	p("| operation | entry | return | total | ring records | ns/entry run | ns/return run | ns/op | floor ns/run | floor ns/op | source |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, h := range append(append([]probeHitRow{}, r.ProbeHits...), r.BatchProbeHits...) {
-		p("| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %s |\n", h.Op, h.EntryPerOp, h.ReturnPerOp, h.TotalPerOp, h.EventsPerOp, h.EntryNsPerRun, h.ReturnNsPerRun, h.Source)
+		floorRun, floorOp := "", ""
+		if h.FloorNsPerRun > 0 {
+			floorRun, floorOp = fmt.Sprintf("%.0f", h.FloorNsPerRun), fmt.Sprintf("%.0f", h.FloorNsPerOp)
+		}
+		p("| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %.0f | %s | %s | %s |\n", h.Op, h.EntryPerOp, h.ReturnPerOp, h.TotalPerOp, h.EventsPerOp,
+			h.EntryNsPerRun, h.ReturnNsPerRun, h.NsPerOp, floorRun, floorOp, h.Source)
 	}
 	p("\n## batch_read with internal stages OFF vs ON (seed 002's table)\n\n3-node test cluster, 20 workers, `--mix batch_read=1`, OFF and ON interleaved.\n\n")
 	p("| | avg | p50 | p95 | p99 |\n|---|---:|---:|---:|---:|\n")
@@ -417,6 +468,14 @@ func (r *report) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+func ratios(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.2f", x))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func num(v float64) string {
