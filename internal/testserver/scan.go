@@ -51,7 +51,9 @@ func (sr *scanRequest) matches(k recKey, rec *record, now uint32) bool {
 }
 
 // execScan streams every matching record of the requested partitions (or of every
-// partition this node owns when none are named), then a LAST message.
+// partition this node owns when none are named), then a LAST message. A stream
+// aggregation (aggregate.go) or a background job (jobs.go) runs over the same records
+// instead.
 func (st *connState) execScan(m *message) error {
 	var filter *queryFilter
 	if fb := m.field(fieldIndexRange); fb != nil {

@@ -1,8 +1,9 @@
 // Package testserver is an in-memory server that speaks the Aerospike wire protocol well
 // enough for the unmodified aerospike-client-go v6, v7 and v8: cluster tending (info),
-// single-record commands, batches, partition scans and queries, built-in UDFs, compressed
-// frames, a multi-node cluster mode with disjoint partition ownership, and fault
-// injection. It exists so that end-to-end tests, the demo and benchmarks need no real
+// single-record commands, batches, partition scans and queries, built-in UDFs, UDF
+// module registration, background jobs and their status, stream aggregation, v8
+// multi-record transactions, compressed frames, a multi-node cluster mode with disjoint
+// partition ownership, and fault injection. It exists so that end-to-end tests, the demo and benchmarks need no real
 // Aerospike server.
 package testserver
 

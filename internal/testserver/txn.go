@@ -59,7 +59,9 @@ type provisionalWrite struct {
 }
 
 type txnMonitor struct {
-	deadline    uint32 // void time after which the transaction may no longer write
+	// deadline is the void time the client echoes in the transaction's writes
+	// (MRT_DEADLINE); this server does not expire transactions.
+	deadline    uint32
 	rollForward bool
 }
 
