@@ -143,9 +143,9 @@ func TestExemplarsAtMostOnePerBucketPerInterval(t *testing.T) {
 		return observe.Op{Name: "get", ID: id, Start: int64(end - took), End: int64(end)}
 	}
 	r.Op(of(nil), at(1, time.Second, 2*time.Millisecond))
-	r.Op(of(nil), at(2, time.Second+ExemplarInterval/2, 2*time.Millisecond)) // same bucket, gate closed
+	r.Op(of(nil), at(2, time.Second+ExemplarInterval/2, 2*time.Millisecond))  // same bucket, gate closed
 	r.Op(of(nil), at(3, time.Second+ExemplarInterval/2, 20*time.Millisecond)) // another bucket's gate is open
-	r.Op(of(nil), at(4, time.Second+ExemplarInterval, 3*time.Millisecond))     // the first gate reopened
+	r.Op(of(nil), at(4, time.Second+ExemplarInterval, 3*time.Millisecond))    // the first gate reopened
 
 	got := map[float64]string{}
 	for _, b := range decodeProtobuf(t, r)[semconv.OperationMetric].GetMetric()[0].GetHistogram().GetBucket() {
