@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func TestAttachUnsupportedClientVersion(t *testing.T) {
 			"%[1]s uses aerospike-client-go v9.0.0 (github.com/aerospike/aerospike-client-go/v9); asobserve supports v6, v7 and v8: upgrade the client",
 			inspect.ErrUnsupportedClient},
 		{"stripped v7 not in the offsets table", "v7", "v7.0.99", []string{"-ldflags=-s -w"},
-			"%[1]s uses aerospike-client-go v7.0.99, is stripped (no DWARF) and v7.0.99/amd64 is not in the offsets table (v6.16.1, v7.10.2, v8.8.0): build the service without -ldflags=-s -w, or add the version to tools/genoffsets and regenerate",
+			"%[1]s uses aerospike-client-go v7.0.99, is stripped (no DWARF) and v7.0.99/amd64 is not in the offsets table (" + strings.Join(inspect.TableVersions("amd64"), ", ") + "); its own code does not settle the struct layout (the binary has no (*AerospikeError).resultCode: it cannot show where AerospikeError.ResultCode is): build the service without -ldflags=-s -w, or add the version to internal/inspect/versions.go and run make offsets",
 			inspect.ErrUnsupportedClient},
 	}
 	rec := metrics.New(metrics.Options{})

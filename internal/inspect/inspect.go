@@ -60,6 +60,9 @@ type Binary struct {
 	funcCacheMu sync.Mutex
 	funcCache   map[string]*Func
 
+	// derived is the layout of a stripped build that the offsets table does not hold.
+	derived *derivedLayout
+
 	dwarfOnce sync.Once
 	structs   *dwarfStructs
 	dwarfErr  error
@@ -187,15 +190,17 @@ func open(f *os.File, path, target string, pid int) (b *Binary, err error) {
 	if ef.Section(".text") == nil || pclntabSection(ef) == nil {
 		return nil, newErr(ErrCorrupt, nil, "%s: corrupt Go binary (no .text or .gopclntab section): the file is damaged; rebuild or reinstall it", subj)
 	}
-	if _, ok := offsetsTable[tableKey{b.ClientVersion, b.Arch}]; !ok && !b.HasDWARF {
-		return nil, newErr(ErrUnsupportedClient, nil,
-			"%s uses aerospike-client-go %s, is stripped (no DWARF) and %s/%s is not in the offsets table (%s): build the service without -ldflags=-s -w, or add the version to tools/genoffsets and regenerate",
-			subj, b.ClientVersion, b.ClientVersion, b.Arch, strings.Join(TableVersions(b.Arch), ", "))
-	}
 	// Index the symbols now, so a truncated pclntab fails the open rather
 	// than the attach.
 	if err := b.index(); err != nil {
 		return nil, err
+	}
+	if _, ok := offsetsTable[tableKey{b.ClientVersion, b.Arch}]; !ok && !b.HasDWARF {
+		if b.derived, err = b.deriveLayout(); err != nil {
+			return nil, newErr(ErrUnsupportedClient, err,
+				"%s uses aerospike-client-go %s, is stripped (no DWARF) and %s/%s is not in the offsets table (%s); its own code does not settle the struct layout (%v): build the service without -ldflags=-s -w, or add the version to internal/inspect/versions.go and run make offsets",
+				subj, b.ClientVersion, b.ClientVersion, b.Arch, strings.Join(TableVersions(b.Arch), ", "), err)
+		}
 	}
 	return b, nil
 }

@@ -325,7 +325,6 @@ func TestOpenErrors(t *testing.T) {
 		{notELF, ErrNotGo, notELF + " is not a Go binary (not an ELF executable): point asobserve at a Go service"},
 		{hello, ErrNoClient, hello + " does not use aerospike-client-go (not in its Go build info): point asobserve at a service built with aerospike-client-go v6, v7 or v8"},
 		{tooOld, ErrGoTooOld, tooOld + " is a Go go" + oldGo + " binary; asobserve needs Go >= 1.17 (register ABI): rebuild the service with a newer Go"},
-		{unknownVersion, ErrUnsupportedClient, unknownVersion + " uses aerospike-client-go v7.10.9, is stripped (no DWARF) and v7.10.9/amd64 is not in the offsets table (v6.16.1, v7.10.2, v8.8.0): build the service without -ldflags=-s -w, or add the version to tools/genoffsets and regenerate"},
 		{badMajor, ErrUnsupportedClient, badMajor + " uses aerospike-client-go v5.10.2 (github.com/aerospike/aerospike-client-go/v5); asobserve supports v6, v7 and v8: upgrade the client"},
 		{corruptELF, ErrCorrupt, corruptELF + ": corrupt ELF (EOF): the file is damaged; rebuild or reinstall it"},
 		{truncatedPclntab, ErrCorrupt, truncatedPclntab + ": corrupt or truncated .gopclntab (function table): the file is damaged; rebuild or reinstall it"},
@@ -345,6 +344,8 @@ func TestOpenErrors(t *testing.T) {
 			t.Errorf("Open(%s) message\n got %q\nwant %q", c.path, err.Error(), c.msg)
 		}
 	}
+
+	checkDerivedUnknownVersion(t, unknownVersion)
 
 	_, err := OpenPID(1 << 30)
 	if want := "pid 1073741824: no such process: check the pid (is the service running?)"; !errors.Is(err, ErrNoProcess) || err.Error() != want {

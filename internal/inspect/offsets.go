@@ -75,6 +75,9 @@ func (b *Binary) FieldOffset(structName, field string) (int64, error) {
 		// Unreadable DWARF: fall through to the table.
 	}
 	fields, ok := offsetsTable[tableKey{b.ClientVersion, b.Arch}]
+	if !ok && b.derived != nil {
+		return b.derivedFieldOffset(ref)
+	}
 	if !ok {
 		return 0, newErr(ErrUnsupportedClient, nil,
 			"%s uses aerospike-client-go %s on %s, has no usable DWARF and that version is not in the offsets table (%s): build the service without -ldflags=-s -w, or add the version to tools/genoffsets and regenerate",
@@ -88,6 +91,47 @@ func (b *Binary) FieldOffset(structName, field string) (int64, error) {
 		return 0, b.missingField(ref)
 	}
 	return off, nil
+}
+
+// derivedFieldOffset is a field of the layout derived for a version the table lacks.
+func (b *Binary) derivedFieldOffset(ref FieldRef) (int64, error) {
+	if off, ok := b.derived.offsets[ref]; ok {
+		if off == Missing {
+			return 0, b.missingField(ref)
+		}
+		return off, nil
+	}
+	if why, ok := b.derived.unknown[ref]; ok {
+		return 0, newErr(ErrNoField, nil, "%s: aerospike-client-go %s is not in the offsets table and the offset of %s is unknown: %s", b.subject(), b.ClientVersion, ref, why)
+	}
+	return 0, newErr(ErrNoField, nil, "field %s is not in the offsets table for aerospike-client-go %s/%s: add it to inspect.RequiredFields and regenerate with go run ./tools/genoffsets", ref, b.ClientVersion, b.Arch)
+}
+
+// DerivedFrom names the tabulated version whose layout a stripped build of an untabulated
+// version was matched with; "" when the layout comes from DWARF or the table.
+func (b *Binary) DerivedFrom() string {
+	if b.derived == nil {
+		return ""
+	}
+	return b.derived.from
+}
+
+// HideFromOffsetsTable removes version from the offsets table until restore is called, so
+// that a test can open a stripped build of it as a version the table does not hold. Not
+// safe for concurrent use with Open.
+func HideFromOffsetsTable(version string) (restore func()) {
+	hidden := map[tableKey]map[FieldRef]int64{}
+	for k, v := range offsetsTable {
+		if k.version == version {
+			hidden[k] = v
+			delete(offsetsTable, k)
+		}
+	}
+	return func() {
+		for k, v := range hidden {
+			offsetsTable[k] = v
+		}
+	}
 }
 
 func (b *Binary) missingField(ref FieldRef) error {
