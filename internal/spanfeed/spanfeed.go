@@ -5,6 +5,7 @@ package spanfeed
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ type Feed struct {
 	tracer   *tracing.Tracer
 	describe func(*observe.Target) *tracing.Process
 	procs    sync.Map // *observe.Target -> *tracing.Process
+	salt     uint64   // makes span IDs unique across feeds and agent runs
 }
 
 // New builds the tracer from the OTEL_* environment. dropped counts spans lost on the way
@@ -32,7 +34,7 @@ func New(dropped prometheus.Counter, logf func(string, ...any), describe func(*o
 	if describe == nil {
 		describe = DescribeProcess
 	}
-	return &Feed{tracer: t, describe: describe}, nil
+	return &Feed{tracer: t, describe: describe, salt: rand.Uint64()}, nil
 }
 
 // Enabled reports whether the tracer makes spans (OTEL_SDK_DISABLED=true turns it off).
@@ -67,6 +69,59 @@ func k8sAttributes(id *observe.Identity) map[string]string {
 	return out
 }
 
+// SpanOf returns the span context Op gives op's span, sampled flag included, for observers
+// that run before the feed (the recorder's exemplars). The IDs derive from the operation
+// itself and the feed's salt, so the two agree without sharing state.
+func (f *Feed) SpanOf(t *observe.Target, op *observe.Op) trace.SpanContext {
+	if !f.tracer.Enabled() {
+		return trace.SpanContext{}
+	}
+	traceID, spanID := f.ids(t, op)
+	flags := trace.TraceFlags(0)
+	if f.tracer.Sampled(parentOf(op), traceID) {
+		flags = trace.FlagsSampled
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID, TraceFlags: flags})
+}
+
+func (f *Feed) ids(t *observe.Target, op *observe.Op) (trace.TraceID, trace.SpanID) {
+	h := mix(f.salt ^ uint64(t.PID))
+	h = mix(h ^ op.ID)
+	h = mix(h ^ uint64(op.Start))
+	h = mix(h ^ uint64(op.End))
+	var spanID trace.SpanID
+	putUint64(spanID[:], h|1) // never the invalid all-zero ID
+	traceID := trace.TraceID(op.ParentTraceID)
+	if op.ParentSpanID == ([8]byte{}) {
+		hi := mix(h ^ f.salt)
+		putUint64(traceID[:8], hi)
+		putUint64(traceID[8:], mix(hi)|1)
+	}
+	return traceID, spanID
+}
+
+// mix is splitmix64's finalizer: every input bit affects every output bit.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+}
+
+func parentOf(op *observe.Op) trace.SpanContext {
+	if op.ParentSpanID == ([8]byte{}) {
+		return trace.SpanContext{}
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: op.ParentTraceID, SpanID: op.ParentSpanID,
+		TraceFlags: trace.TraceFlags(op.ParentFlags), Remote: true})
+}
+
 // Op implements observe.Observer.
 func (f *Feed) Op(t *observe.Target, op observe.Op) {
 	// One conversion: a span lasts exactly what the metric recorded.
@@ -78,10 +133,8 @@ func (f *Feed) Op(t *observe.Target, op observe.Op) {
 			e.ServerAddress, e.ServerPort = server.Host, server.Port
 		}
 	}
-	if op.ParentSpanID != ([8]byte{}) {
-		e.Parent = trace.NewSpanContext(trace.SpanContextConfig{TraceID: op.ParentTraceID, SpanID: op.ParentSpanID,
-			TraceFlags: trace.TraceFlags(op.ParentFlags), Remote: true})
-	}
+	e.Parent = parentOf(&op)
+	e.TraceID, e.SpanID = f.ids(t, &op)
 	f.tracer.OnOp(e)
 }
 

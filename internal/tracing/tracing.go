@@ -73,6 +73,10 @@ type OpEvent struct {
 	ServerPort    int
 	// Parent, when valid, is the target's own span the operation ran under.
 	Parent trace.SpanContext
+	// TraceID and SpanID, when SpanID is valid, are the span's IDs, chosen by the caller
+	// (TraceID is Parent's when Parent is valid); otherwise they are random.
+	TraceID trace.TraceID
+	SpanID  trace.SpanID
 }
 
 // StageEvent is one internal stage of the operation OpID. It must arrive before that
@@ -140,6 +144,7 @@ type Tracer struct {
 	abort  atomic.Bool
 
 	exporter *countingExporter // nil for OTEL_TRACES_EXPORTER=none
+	sampler  sdktrace.Sampler
 	hostName string
 	agentEnv *resource.Resource
 
@@ -215,12 +220,17 @@ func New(cfg Config) (*Tracer, error) {
 		t.logf("[asobserve] warning: tracing: OTEL_RESOURCE_ATTRIBUTES: %v", err)
 	}
 	host, _ := os.Hostname()
+	sampler, err := samplerFromEnv()
+	if err != nil {
+		t.logf("[asobserve] warning: tracing: %v", err)
+	}
 
 	qs := cfg.QueueSize
 	if qs <= 0 {
 		qs = DefaultQueueSize
 	}
 	t.enabled = true
+	t.sampler = sampler
 	t.hostName = host
 	t.agentEnv = env
 	t.ch = make(chan item, qs)
@@ -484,7 +494,10 @@ func (t *Tracer) emitOp(e *OpEvent) {
 	if e.Parent.IsValid() {
 		parent = trace.ContextWithRemoteSpanContext(parent, e.Parent)
 	}
-	ctx, span := tr.Start(parent, semconv.SpanName(e.Op, e.Namespace, e.Set),
+	if e.SpanID.IsValid() {
+		parent = context.WithValue(parent, presetKey{}, presetIDs{traceID: e.TraceID, spanID: e.SpanID})
+	}
+	_, span := tr.Start(parent, semconv.SpanName(e.Op, e.Namespace, e.Set),
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(e.Start), trace.WithAttributes(attrs...))
 	if e.ErrorType != "" {
 		span.SetStatus(codes.Error, e.ErrorType)
@@ -492,6 +505,7 @@ func (t *Tracer) emitOp(e *OpEvent) {
 	k := pendingKey{proc: e.Proc, id: e.ID}
 	if ps := t.pending[k]; ps != nil {
 		delete(t.pending, k)
+		ctx := trace.ContextWithSpan(context.Background(), span) // not the op's preset IDs
 		for i := range ps.stages {
 			st := &ps.stages[i]
 			_, child := tr.Start(ctx, st.Stage, trace.WithSpanKind(trace.SpanKindInternal),
@@ -510,6 +524,7 @@ func (t *Tracer) tracer(p *Process) trace.Tracer {
 		return tr
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(t.resourceFor(p)),
+		sdktrace.WithSampler(t.sampler), sdktrace.WithIDGenerator(presetIDGenerator{}),
 		sdktrace.WithSpanProcessor(countingProcessor{t: t}))
 	tr := tp.Tracer(scopeName)
 	t.providers[p] = tp
