@@ -80,6 +80,7 @@ func init() {
 	f.BoolVar(&cfg.WaitSignal, "wait-signal", false, "print 'workload: ready pid=N' on stderr and wait for SIGUSR1 before starting")
 	f.IntVar(&cfg.StackDepth, "stack-depth", 0, "run each operation under a recursion this deep (forces goroutine stack growth)")
 	f.IntVar(&cfg.ConcurrentNodes, "concurrent-nodes", 0, "batch/scan/query node concurrency; 0 = client default")
+	f.BoolVar(&cfg.EveryMethod, "every-method", false, "rotate each operation through every client method counted under its name, and add batch_apply and query_background to the default mix")
 	f.BoolVar(&cfg.Errors, "errors", false, "include failing outcomes (KeyNotFound, KeyExists, Generation)")
 	f.Int64Var(&cfg.Seed, "seed", 0, "seed for key selection")
 	f.StringVar(&out, "out", "", "also write the truth JSON to this file")

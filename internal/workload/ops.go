@@ -34,7 +34,7 @@ type runner struct {
 
 func newRunner(client Client, cfg Config, cycle []string) *runner {
 	r := &runner{client: client, cfg: cfg, cycle: cycle, perOp: map[string]*atomic.Int64{}, keys: map[string]*keySpace{}}
-	for _, op := range semconv.Operations {
+	for _, op := range Operations {
 		r.perOp[op] = &atomic.Int64{}
 	}
 	r.batchPolicy = as.NewBatchPolicy()
@@ -113,6 +113,18 @@ func (r *runner) bins(idx int) as.BinMap {
 	return as.BinMap{"n": idx, "s": "v", "grp": idx % 10}
 }
 
+// binList is bins(idx) for the methods that take a bin list.
+func (r *runner) binList(idx int) []*as.Bin {
+	return []*as.Bin{as.NewBin("n", idx), as.NewBin("s", "v"), as.NewBin("grp", idx%10)}
+}
+
+// objectRecord is a record as the object API maps it: the bins that bins writes.
+type objectRecord struct {
+	N   int    `as:"n"`
+	S   string `as:"s"`
+	Grp int    `as:"grp"`
+}
+
 // mix64 is splitmix64: a cheap, well-spread hash for picking keys deterministically.
 func mix64(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
@@ -148,24 +160,70 @@ func (r *runner) do(w *worker, seq int64) {
 		return keys
 	}
 
+	// With EveryMethod, operation n runs the variant-th of the methods counted under its
+	// name. It changes every 10th operation, so that each variant also gets each of the
+	// failing outcomes, which are picked by n%10.
+	variant := func(methods int) int {
+		if !r.cfg.EveryMethod {
+			return 0
+		}
+		return int(n / 10 % int64(methods))
+	}
+	node := func() *as.Node {
+		nodes := r.client.GetNodes()
+		if len(nodes) == 0 {
+			return nil
+		}
+		return nodes[idx%len(nodes)]
+	}
+	grpStmt := func() *as.Statement {
+		stmt := as.NewStatement(ns, set)
+		if err := stmt.SetFilter(as.NewEqualFilter("grp", int(n%10))); err != nil {
+			panic(err)
+		}
+		return stmt
+	}
+
 	var err error
 	var start time.Time
 	switch op {
 	case semconv.OpPut:
-		policy, bins := (*as.WritePolicy)(nil), r.bins(idx)
+		policy := (*as.WritePolicy)(nil)
 		if r.cfg.Errors && n%10 == 3 {
 			policy = r.createOnly
 		} else if r.cfg.Errors && n%10 == 7 {
 			policy = r.wrongGen
 		}
-		start = time.Now()
-		err = r.client.Put(policy, k, bins)
+		switch variant(3) {
+		case 0:
+			bins := r.bins(idx)
+			start = time.Now()
+			err = r.client.Put(policy, k, bins)
+		case 1:
+			bins := r.binList(idx)
+			start = time.Now()
+			err = r.client.PutBins(policy, k, bins...)
+		default:
+			obj := &objectRecord{N: idx, S: "v", Grp: idx % 10}
+			start = time.Now()
+			err = r.client.PutObject(policy, k, obj)
+		}
 	case semconv.OpGet:
 		if failing {
 			k = ks.missing[idx]
 		}
-		start = time.Now()
-		_, err = r.client.Get(nil, k)
+		switch variant(3) {
+		case 0:
+			start = time.Now()
+			_, err = r.client.Get(nil, k)
+		case 1:
+			start = time.Now()
+			_, err = r.client.GetHeader(nil, k)
+		default:
+			var obj objectRecord
+			start = time.Now()
+			err = r.client.GetObject(nil, k, &obj)
+		}
 	case semconv.OpSelect:
 		start = time.Now()
 		_, err = r.client.Get(nil, k, "s", "n")
@@ -186,17 +244,35 @@ func (r *runner) do(w *worker, seq int64) {
 		start = time.Now()
 		err = r.client.Touch(nil, k)
 	case semconv.OpAppend:
-		bins := as.BinMap{"s": "a"}
-		start = time.Now()
-		err = r.client.Append(nil, k, bins)
+		if variant(2) == 0 {
+			bins := as.BinMap{"s": "a"}
+			start = time.Now()
+			err = r.client.Append(nil, k, bins)
+		} else {
+			bin := as.NewBin("s", "a")
+			start = time.Now()
+			err = r.client.AppendBins(nil, k, bin)
+		}
 	case semconv.OpPrepend:
-		bins := as.BinMap{"s": "p"}
-		start = time.Now()
-		err = r.client.Prepend(nil, k, bins)
+		if variant(2) == 0 {
+			bins := as.BinMap{"s": "p"}
+			start = time.Now()
+			err = r.client.Prepend(nil, k, bins)
+		} else {
+			bin := as.NewBin("s", "p")
+			start = time.Now()
+			err = r.client.PrependBins(nil, k, bin)
+		}
 	case semconv.OpIncrement:
-		bins := as.BinMap{"n": 1}
-		start = time.Now()
-		err = r.client.Add(nil, k, bins)
+		if variant(2) == 0 {
+			bins := as.BinMap{"n": 1}
+			start = time.Now()
+			err = r.client.Add(nil, k, bins)
+		} else {
+			bin := as.NewBin("n", 1)
+			start = time.Now()
+			err = r.client.AddBins(nil, k, bin)
+		}
 	case semconv.OpOperate:
 		ops := []*as.Operation{as.AddOp(as.NewBin("n", 1)), as.GetBinOp("n")}
 		start = time.Now()
@@ -220,18 +296,81 @@ func (r *runner) do(w *worker, seq int64) {
 		keys := batchKeys(ks.volatile)
 		start = time.Now()
 		_, err = r.client.BatchDelete(r.batchPolicy, nil, keys)
-	case semconv.OpQuery:
-		stmt := as.NewStatement(ns, set)
-		if err = stmt.SetFilter(as.NewEqualFilter("grp", int(n%10))); err != nil {
-			panic(err)
+	case semconv.OpBatchApply:
+		keys := batchKeys(ks.main)
+		fn, args := "add", []as.Value{as.NewValue("u"), as.NewValue(1)}
+		if failing {
+			fn, args = "fail", nil // the test server's UDF that always fails
 		}
 		start = time.Now()
-		rs, qerr := r.client.Query(r.queryPolicy, stmt)
-		err = drain(rs, qerr)
+		_, err = r.client.BatchExecute(r.batchPolicy, nil, keys, "asobserve", fn, args...)
+	case semconv.OpQuery:
+		stmt := grpStmt()
+		switch variant(6) {
+		case 0:
+			start = time.Now()
+			rs, qerr := r.client.Query(r.queryPolicy, stmt)
+			err = drain(rs, qerr)
+		case 1:
+			filter := as.NewPartitionFilterAll()
+			start = time.Now()
+			rs, qerr := r.client.QueryPartitions(r.queryPolicy, stmt, filter)
+			err = drain(rs, qerr)
+		case 2:
+			nd := node()
+			start = time.Now()
+			rs, qerr := r.client.QueryNode(r.queryPolicy, nd, stmt)
+			err = drain(rs, qerr)
+		case 3:
+			ch := make(chan *objectRecord, 16)
+			start = time.Now()
+			rs, qerr := r.client.QueryObjects(r.queryPolicy, stmt, ch)
+			err = drainObjects(rs, qerr, ch)
+		case 4:
+			ch, filter := make(chan *objectRecord, 16), as.NewPartitionFilterAll()
+			start = time.Now()
+			rs, qerr := r.client.QueryPartitionObjects(r.queryPolicy, stmt, ch, filter)
+			err = drainObjects(rs, qerr, ch)
+		default:
+			ch, nd := make(chan *objectRecord, 16), node()
+			start = time.Now()
+			rs, qerr := r.client.QueryNodeObjects(r.queryPolicy, nd, stmt, ch)
+			err = drainObjects(rs, qerr, ch)
+		}
 	case semconv.OpScan:
-		start = time.Now()
-		rs, serr := r.client.ScanAll(r.scanPolicy, ns, set)
-		err = drain(rs, serr)
+		switch variant(6) {
+		case 0:
+			start = time.Now()
+			rs, serr := r.client.ScanAll(r.scanPolicy, ns, set)
+			err = drain(rs, serr)
+		case 1:
+			filter := as.NewPartitionFilterAll()
+			start = time.Now()
+			rs, serr := r.client.ScanPartitions(r.scanPolicy, filter, ns, set)
+			err = drain(rs, serr)
+		case 2:
+			nd := node()
+			start = time.Now()
+			rs, serr := r.client.ScanNode(r.scanPolicy, nd, ns, set)
+			err = drain(rs, serr)
+		case 3:
+			ch := make(chan *objectRecord, 16)
+			start = time.Now()
+			rs, serr := r.client.ScanAllObjects(r.scanPolicy, ch, ns, set)
+			err = drainObjects(rs, serr, ch)
+		case 4:
+			ch, filter := make(chan *objectRecord, 16), as.NewPartitionFilterAll()
+			start = time.Now()
+			rs, serr := r.client.ScanPartitionObjects(r.scanPolicy, ch, filter, ns, set)
+			err = drainObjects(rs, serr, ch)
+		default:
+			ch, nd := make(chan *objectRecord, 16), node()
+			start = time.Now()
+			rs, serr := r.client.ScanNodeObjects(r.scanPolicy, nd, ch, ns, set)
+			err = drainObjects(rs, serr, ch)
+		}
+	case semconv.OpQueryBackground:
+		err = r.background(variant(3), failing, grpStmt(), node(), &start)
 	case semconv.OpExecute:
 		args := []as.Value{as.NewValue("u"), as.NewValue(1)}
 		start = time.Now()
@@ -242,9 +381,14 @@ func (r *runner) do(w *worker, seq int64) {
 	w.record(op, ns, set, err, time.Since(start))
 }
 
-// batchRead rotates through every batch read API.
+// batchRead rotates through every batch read API: the five of the seed workload, and the
+// object API's with EveryMethod.
 func (r *runner) batchRead(n int64, keys []*as.Key, start *time.Time) (err error) {
-	switch n % 5 {
+	apis := int64(5)
+	if r.cfg.EveryMethod {
+		apis = 6
+	}
+	switch n % apis {
 	case 0:
 		*start = time.Now()
 		_, err = r.client.BatchGet(r.batchPolicy, keys)
@@ -257,6 +401,13 @@ func (r *runner) batchRead(n int64, keys []*as.Key, start *time.Time) (err error
 	case 3:
 		*start = time.Now()
 		_, err = r.client.BatchGetOperate(r.batchPolicy, keys, as.GetBinOp("n"))
+	case 5:
+		objects := make([]interface{}, len(keys))
+		for i := range objects {
+			objects[i] = &objectRecord{}
+		}
+		*start = time.Now()
+		_, err = r.client.BatchGetObjects(r.batchPolicy, keys, objects)
 	default:
 		// Named bins: v7.10.2 fails a 1-key BatchGetComplex that reads all bins on the
 		// client side ("No operations were passed") without contacting the server.
@@ -268,6 +419,59 @@ func (r *runner) batchRead(n int64, keys []*as.Key, start *time.Time) (err error
 		err = r.client.BatchGetComplex(r.batchPolicy, reads)
 	}
 	return err
+}
+
+// background starts a background job on the records of stmt: write operations, a record
+// UDF on every node, or one on a single node. Its failing outcomes are the client's own
+// refusals: a read operation in a background query, a node-scoped job without a node.
+// Nothing waits for the job: polling its task is not part of the operation.
+func (r *runner) background(variant int, failing bool, stmt *as.Statement, node *as.Node, start *time.Time) (err error) {
+	args := []as.Value{as.NewValue("hits"), as.NewValue(1)}
+	switch variant {
+	case 0:
+		op := as.PutOp(as.NewBin("bg", 1))
+		if failing {
+			op = as.GetBinOp("n")
+		}
+		*start = time.Now()
+		_, err = r.client.QueryExecute(r.queryPolicy, nil, stmt, op)
+	case 1:
+		*start = time.Now()
+		_, err = r.client.ExecuteUDF(r.queryPolicy, stmt, "asobserve", "add", args...)
+	default:
+		if failing {
+			node = nil
+		}
+		*start = time.Now()
+		_, err = r.client.ExecuteUDFNode(r.queryPolicy, node, stmt, "asobserve", "add", args...)
+	}
+	return err
+}
+
+// drainObjects reads an object recordset to its end and returns the first error read
+// from its Errors channel, which is what its caller sees. The objects and the errors are
+// read together: the client blocks on a full errors channel before it closes the objects'.
+func drainObjects(rs *as.Recordset, err as.Error, objects chan *objectRecord) error {
+	if err != nil {
+		return err
+	}
+	var first error
+	objs, errs := objects, rs.Errors()
+	for objs != nil || errs != nil {
+		select {
+		case _, ok := <-objs:
+			if !ok {
+				objs = nil
+			}
+		case e, ok := <-errs:
+			if !ok {
+				errs = nil
+			} else if first == nil {
+				first = e
+			}
+		}
+	}
+	return first
 }
 
 // drain reads a recordset to its end and returns the first error.

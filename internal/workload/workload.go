@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,13 +29,20 @@ type Config struct {
 	Count       int64         // total operations; 0 = run for Duration
 	Concurrency int           // closed-loop workers; default 8
 	Rate        float64       // total ops/s; 0 = as fast as the workers go
-	// Mix maps operation names (semconv.Op*) to weights; nil = every operation, weight 1.
-	Mix        map[string]int
-	Namespace  string   // default "test"
-	Sets       []string // default {"users"}
-	Keys       int      // keys per set, preloaded before the run; default 1000
-	StartDelay time.Duration
-	WaitSignal bool // wait for SIGUSR1 before starting (after preloading)
+	// Mix maps operation names (Operations) to weights; nil = every operation of
+	// semconv.Operations (all of Operations with EveryMethod), weight 1.
+	Mix map[string]int
+	// EveryMethod makes each operation rotate through every client method counted under
+	// its name (the object API, the *Bins, partition and node-scoped variants), and the
+	// default mix add batch_apply and query_background. Without it the workload calls the
+	// same methods at the same rates as before they were counted, which the demo and the
+	// benchmarks compare against.
+	EveryMethod bool
+	Namespace   string   // default "test"
+	Sets        []string // default {"users"}
+	Keys        int      // keys per set, preloaded before the run; default 1000
+	StartDelay  time.Duration
+	WaitSignal  bool // wait for SIGUSR1 before starting (after preloading)
 	// StackDepth runs every operation at the bottom of a recursion this deep, and every
 	// 16th one on a fresh goroutine, so that client functions hit stack growth.
 	StackDepth      int
@@ -79,7 +87,12 @@ func (t *Truth) Find(op, ns, set, errorType string) Count {
 	return Count{}
 }
 
-// ParseMix parses "put=1,get=2"; every name must be a semconv operation.
+// Operations are the operation names the workload can run: semconv.Operations and those
+// of semconv.MoreOperations that aerospike-client-go v7 has (it has no transactions, so
+// no commit or abort).
+var Operations = append(append([]string(nil), semconv.Operations...), semconv.OpBatchApply, semconv.OpQueryBackground)
+
+// ParseMix parses "put=1,get=2"; every name must be one of Operations.
 func ParseMix(s string) (map[string]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
@@ -96,7 +109,7 @@ func ParseMix(s string) (map[string]int, error) {
 			weight = 1
 		}
 		if !isOp(name) {
-			return nil, fmt.Errorf("mix %q: unknown operation %q (known: %s)", s, name, strings.Join(semconv.Operations, ","))
+			return nil, fmt.Errorf("mix %q: unknown operation %q (known: %s)", s, name, strings.Join(Operations, ","))
 		}
 		mix[name] = weight
 	}
@@ -104,7 +117,7 @@ func ParseMix(s string) (map[string]int, error) {
 }
 
 func isOp(name string) bool {
-	for _, op := range semconv.Operations {
+	for _, op := range Operations {
 		if op == name {
 			return true
 		}
@@ -136,6 +149,12 @@ func (cfg *Config) defaults() error {
 			return fmt.Errorf("unknown operation %q in mix", name)
 		}
 	}
+	if cfg.Mix == nil && cfg.EveryMethod {
+		cfg.Mix = map[string]int{}
+		for _, op := range Operations {
+			cfg.Mix[op] = 1
+		}
+	}
 	return nil
 }
 
@@ -143,9 +162,11 @@ func (cfg *Config) defaults() error {
 // cycle[i % len(cycle)], interleaved so that each kind is spread evenly.
 func schedule(mix map[string]int) []string {
 	weights := map[string]int{}
-	for _, op := range semconv.Operations {
+	for _, op := range Operations {
 		if mix == nil {
-			weights[op] = 1
+			if slices.Contains(semconv.Operations, op) {
+				weights[op] = 1
+			}
 		} else if w := mix[op]; w > 0 {
 			weights[op] = w
 		}
@@ -153,7 +174,7 @@ func schedule(mix map[string]int) []string {
 	var cycle []string
 	for round := 0; ; round++ {
 		added := false
-		for _, op := range semconv.Operations {
+		for _, op := range Operations {
 			if round < weights[op] {
 				cycle = append(cycle, op)
 				added = true

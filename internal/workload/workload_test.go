@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asobserve/asobserve/internal/probes"
 	"github.com/asobserve/asobserve/internal/semconv"
 	"github.com/asobserve/asobserve/internal/testserver"
 )
@@ -204,9 +205,71 @@ func TestParseMixAndSchedule(t *testing.T) {
 	if got := schedule(nil); !reflect.DeepEqual(got, semconv.Operations) {
 		t.Fatalf("default schedule: %v", got)
 	}
-	for _, bad := range []string{"fly=1", "put=-1", "put=x"} {
+	for _, bad := range []string{"fly=1", "put=-1", "put=x", "commit=1"} { // v7 has no transactions
 		if _, err := ParseMix(bad); err == nil {
 			t.Fatalf("ParseMix(%q) accepted", bad)
+		}
+	}
+}
+
+// With EveryMethod each operation rotates through its methods every 10 operations, so
+// that each method also gets the failing outcomes picked by n%10 (n = 5 fails, 3 and 7
+// for put): the outcomes per operation are exact.
+func TestEveryMethodExactCounts(t *testing.T) {
+	c := startServer(t, testserver.Config{Nodes: 2})
+	const perOp = 60 // n = 0..59: every method of an operation (at most 6) at least once
+	tr, err := Run(context.Background(), Config{Hosts: c.Hosts(), Count: perOp * int64(len(Operations)),
+		Concurrency: 4, Sets: []string{"a", "b"}, Keys: 50, Errors: true, ConcurrentNodes: 2, EveryMethod: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range Operations {
+		if got := sumOp(tr, op, "*"); got != perOp {
+			t.Errorf("%s: %d ops, want %d", op, got, perOp)
+		}
+	}
+	// The failing n (5, 15, ..., 55) rotate over an operation's methods: get's are Get,
+	// GetHeader (which returns no error for a missing key), GetObject; query_background's
+	// are QueryExecute with a read operation (refused), ExecuteUDF (cannot fail), and
+	// ExecuteUDFNode without a node (refused).
+	want := map[[2]string]int64{
+		{"get", "KeyNotFoundError"}:             4,
+		{"get", ""}:                             perOp - 4,
+		{"touch", "KeyNotFoundError"}:           6,
+		{"put", "KeyExistsError"}:               6,
+		{"put", "GenerationError"}:              6,
+		{"put", ""}:                             perOp - 12,
+		{"batch_apply", "UdfBadResponse"}:       6,
+		{"batch_apply", ""}:                     perOp - 6,
+		{"query_background", "InvalidArgument"}: 2,
+		{"query_background", "Connection"}:      2,
+		{"query_background", ""}:                perOp - 4,
+	}
+	for k, n := range want {
+		if got := sumOp(tr, k[0], k[1]); got != n {
+			t.Errorf("%s/%q: %d, want %d", k[0], k[1], got, n)
+		}
+	}
+	for _, op := range []string{"select", "exists", "remove", "append", "prepend", "increment", "operate", "batch_read",
+		"batch_operate", "batch_remove", "query", "scan", "execute"} {
+		if got := sumOp(tr, op, ""); got != perOp {
+			t.Errorf("%s successes: %d, want %d (counts %+v)", op, got, perOp, tr.Counts)
+		}
+	}
+}
+
+// The workload's client interface has every method the probe table counts for v7, but
+// the one excluded from counting: with EveryMethod the workload calls them all.
+func TestClientHasEveryCountedMethod(t *testing.T) {
+	iface := reflect.TypeOf((*Client)(nil)).Elem()
+	for _, p := range probes.ForMajor(7) {
+		if !p.Counted() {
+			continue
+		}
+		for _, m := range p.Methods() {
+			if _, ok := iface.MethodByName(m); !ok {
+				t.Errorf("workload.Client has no %s, which the probe table counts as %s", m, p.Op)
+			}
 		}
 	}
 }
