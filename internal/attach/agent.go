@@ -290,6 +290,7 @@ func (a *Agent) Detach(pid int) error {
 			a.self.AttachedProcesses.Dec()
 		}
 	})
+	a.releaseProcessState(uint32(pid))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(t.exe.pids, pid)
@@ -417,6 +418,11 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 // attachLinks attaches the op (or stage) probes of an executable: with two multi-uprobe
 // links when the kernel has them, else one uprobe per probe point.
 func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
+	if attachFault != nil {
+		if err := attachFault(e.info.Path, stages); err != nil {
+			return err
+		}
+	}
 	var entry, ret probePoints
 	for _, r := range e.rows {
 		in := a.withOps(r.row)
@@ -449,6 +455,9 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 	}
 	return nil
 }
+
+// attachFault, set only by tests, makes attachLinks fail for the executables it picks.
+var attachFault func(path string, stages bool) error
 
 // withOps reports whether a row is attached for as long as the executable is, rather than
 // only while stage profiling is on.
@@ -585,15 +594,18 @@ func (a *Agent) writeNested(e *exeProbes) error {
 	return nil
 }
 
-// SetStages attaches or detaches the stage probes of every attached executable.
+// SetStages attaches or detaches the stage probes of every attached executable. Turning
+// them on is all or nothing: when one executable fails, those already switched lose their
+// stage links again, so that the links always match StagesEnabled.
 func (a *Agent) SetStages(on bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if on == a.stages {
 		return nil
 	}
-	for _, e := range a.exes {
-		if on {
+	if on {
+		var switched []*exeProbes
+		for _, e := range a.exes {
 			// The process the executable was opened through may be gone; any live
 			// process of it names the same file.
 			for pid := range e.pids {
@@ -603,9 +615,16 @@ func (a *Agent) SetStages(on bool) error {
 				}
 			}
 			if err := a.attachLinks(e, true); err != nil {
-				return err
+				for _, done := range switched {
+					closeLinks(done.stageLinks)
+					done.stageLinks = nil
+				}
+				return fmt.Errorf("stage profiling stays off: %w", err)
 			}
-		} else {
+			switched = append(switched, e)
+		}
+	} else {
+		for _, e := range a.exes {
 			closeLinks(e.stageLinks)
 			e.stageLinks = nil
 		}

@@ -1,0 +1,88 @@
+//go:build linux
+
+package attach
+
+import (
+	"encoding/binary"
+	"fmt"
+	"reflect"
+
+	"github.com/cilium/ebpf"
+)
+
+// processKeyed are the maps whose keys start with the tgid of the process that made the
+// entry (struct gkey, pkey, stage_key). withOpID says the entry's value starts with the
+// id of its operation (struct op_state, owner, worker_state), which keys spawns.
+func (a *Agent) processKeyed() []struct {
+	m        *ebpf.Map
+	withOpID bool
+} {
+	o := &a.objs
+	return []struct {
+		m        *ebpf.Map
+		withOpID bool
+	}{
+		{o.Inflight, true}, {o.AsyncOps, true}, {o.Corr, true}, {o.Workers, true},
+		{o.Stages, false}, {o.Io, false}, {o.AppSpans, false}, {o.SpanGoroutine, false}, {o.Spawning, false},
+	}
+}
+
+// releaseProcessState deletes what the probes keep for a process that is no longer
+// watched. A process that exits, or is detached, with operations in flight never runs
+// their return probes, and the LRU maps would hold the entries until evicted, so the
+// in-flight and stage state of a detached process would be counted against the next one.
+func (a *Agent) releaseProcessState(pid uint32) {
+	var opIDs []uint64
+	for _, pm := range a.processKeyed() {
+		var dead [][]byte
+		var key, val []byte
+		it := pm.m.Iterate()
+		for it.Next(&key, &val) {
+			if len(key) < 4 || binary.NativeEndian.Uint32(key) != pid {
+				continue
+			}
+			dead = append(dead, key)
+			if pm.withOpID && len(val) >= 8 {
+				opIDs = append(opIDs, binary.NativeEndian.Uint64(val))
+			}
+		}
+		for _, k := range dead {
+			_ = pm.m.Delete(k) // an entry the probes deleted meanwhile is gone either way
+		}
+	}
+	for _, id := range opIDs {
+		_ = a.objs.Spawns.Delete(id)
+	}
+}
+
+// MapEntries counts the entries of every hash map of the BPF programs, by map name, and
+// the probe-table rows in use ("rows"): what a leak check compares with its baseline.
+// Arrays are left out: their size never changes.
+func (a *Agent) MapEntries() (map[string]int, error) {
+	out := map[string]int{}
+	maps := reflect.ValueOf(&a.objs.AsobserveMaps).Elem()
+	for i := range maps.NumField() {
+		m, ok := maps.Field(i).Interface().(*ebpf.Map)
+		if !ok || m == nil {
+			continue
+		}
+		if typ := m.Type(); typ != ebpf.Hash && typ != ebpf.LRUHash {
+			continue
+		}
+		name := maps.Type().Field(i).Tag.Get("ebpf")
+		n := 0
+		var key, val []byte
+		it := m.Iterate()
+		for it.Next(&key, &val) {
+			n++
+		}
+		if err := it.Err(); err != nil {
+			return nil, fmt.Errorf("counting entries of %s: %w", name, err)
+		}
+		out[name] = n
+	}
+	a.mu.Lock()
+	out["rows"] = maxRows - len(a.free)
+	a.mu.Unlock()
+	return out, nil
+}
