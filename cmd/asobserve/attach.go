@@ -21,7 +21,7 @@ import (
 
 func init() {
 	var pid int
-	var duration, linger time.Duration
+	var opts attachOptions
 	cmd := &cobra.Command{
 		Use:   "attach --pid PID",
 		Short: "Observe one running process and serve its metrics",
@@ -36,15 +36,23 @@ func init() {
 		if err != nil {
 			return usageError{err}
 		}
-		return runAttach(cfg, pid, duration, linger)
+		return runAttach(cfg, pid, opts)
 	}
 	cmd.Flags().IntVar(&pid, "pid", 0, "process id of the Go service to observe")
-	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0: until SIGINT/SIGTERM or the target exits)")
-	cmd.Flags().DurationVar(&linger, "linger", 0, "after the target exits, keep serving its final metrics this long (for a last scrape)")
+	cmd.Flags().DurationVar(&opts.duration, "duration", 0, "stop after this long (0: until SIGINT/SIGTERM or the target exits)")
+	cmd.Flags().DurationVar(&opts.linger, "linger", 0, "after the target exits, keep serving its final metrics this long (for a last scrape)")
+	cmd.Flags().BoolVar(&opts.tui, "tui", false, "show the live full-screen view (as `asobserve top`) when stdout is a terminal; q quits and detaches")
 	rootCmd.AddCommand(cmd)
 }
 
-func runAttach(cfg *config.Config, pid int, duration, linger time.Duration) error {
+// attachOptions are attach's own flags.
+type attachOptions struct {
+	duration, linger time.Duration
+	// tui: the live view instead of log lines, when stdout is a terminal.
+	tui bool
+}
+
+func runAttach(cfg *config.Config, pid int, opts attachOptions) error {
 	if !procinfo.Alive(pid) {
 		return fmt.Errorf("no process with pid %d: check the pid (`pgrep -f <name>`)", pid)
 	}
@@ -66,7 +74,10 @@ func runAttach(cfg *config.Config, pid int, duration, linger time.Duration) erro
 	}
 	s.logAttached(t)
 	s.logger.Printf("%s; serving http://%s/metrics", stageStateLine(cfg.Bool(config.Stages)), s.public.Addr())
-	return waitForEnd(s, pid, duration, linger)
+	if opts.tui && isTerminal(os.Stdout) {
+		return runTUI(s, t, cfg.Bool(config.Tracing), opts.duration)
+	}
+	return waitForEnd(s, pid, opts.duration, opts.linger)
 }
 
 // waitForEnd returns on SIGINT/SIGTERM, after duration, or when the target exits.

@@ -91,6 +91,15 @@ func runDemo(cfg *config.Config, duration time.Duration, out io.Writer) error {
 	cluster.SetFaults([]testserver.Fault{{Set: "sessions", Command: "read", Latency: 2 * time.Millisecond}})
 	_ = wl.Process.Signal(syscall.SIGUSR1)
 
+	// On a terminal the live view replaces the scrolling lines; it ends with the demo, a
+	// little after the workload, so the view shows the workload's end.
+	if f, ok := out.(*os.File); ok && isTerminal(f) {
+		if err := runTUI(s, t, cfg.Bool(config.Tracing), duration+2*time.Second); err != nil {
+			return err
+		}
+		live.print(out, true)
+		return nil
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
