@@ -31,7 +31,18 @@ const errorsColumnMin = 22
 
 func (m *Model) bodyHeight() int { return max(m.height-chromeLines, 1) }
 
-func (m *Model) maxScroll() int { return max(len(m.bodyLines())-m.bodyHeight(), 0) }
+// maxScroll is the last scroll position: where the body's end shows above the hint line.
+func (m *Model) maxScroll() int {
+	body, n := len(m.bodyLines()), m.bodyHeight()
+	if body <= n {
+		return 0
+	}
+	return body - visibleLines(n)
+}
+
+// visibleLines is how many body lines show when the body overflows: one line is the
+// scroll hint, unless there is only one.
+func visibleLines(n int) int { return max(n-1, 1) }
 
 func (m *Model) render() string {
 	f := m.frame
@@ -45,9 +56,13 @@ func (m *Model) render() string {
 	body := m.bodyLines()
 	n := m.bodyHeight()
 	if len(body) > n {
-		start := min(m.scroll, len(body)-n)
-		more := fmt.Sprintf("… lines %d-%d of %d (↑/↓ to scroll)", start+1, start+n-1, len(body))
-		body = append(append([]string(nil), body[start:start+n-1]...), footerStyle.Render(m.fit(more)))
+		v := visibleLines(n)
+		start := min(m.scroll, len(body)-v)
+		shown := append([]string(nil), body[start:start+v]...)
+		if v < n {
+			shown = append(shown, footerStyle.Render(m.fit(fmt.Sprintf("… lines %d-%d of %d (↑/↓ to scroll)", start+1, start+v, len(body)))))
+		}
+		body = shown
 	} else if len(f.Table.Rows) == 0 {
 		body = []string{m.fit("waiting for operations…")}
 	}
@@ -56,7 +71,8 @@ func (m *Model) render() string {
 		lines = append(lines, "")
 	}
 	lines = append(lines, footerStyle.Render(m.fit("q quit · s stages on/off · sort: o ops/s, p p99, e err/s, n name · ↑/↓ scroll")))
-	return strings.Join(lines, "\n")
+	// A terminal shorter than the chrome shows its top: more would scroll the screen.
+	return strings.Join(lines[:min(len(lines), max(m.height, 1))], "\n")
 }
 
 func (m *Model) title() string {
