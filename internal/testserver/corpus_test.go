@@ -88,6 +88,17 @@ func TestGenerateFuzzCorpus(t *testing.T) {
 	_ = stmt.SetFilter(as.NewEqualFilter("a", 2))
 	rs, _ = cl.Query(nil, stmt)
 	drain(t, rs)
+	_, _ = cl.BatchExecute(nil, nil, keys, "p", "echo", as.NewValue(1))
+	_, _ = cl.QueryExecute(nil, nil, stmt, as.PutOp(as.NewBin("b", 1)))
+	if task, err := cl.ExecuteUDF(nil, as.NewStatement("test", "c"), "p", "add", as.NewValue("a"), as.NewValue(1)); err == nil {
+		_, _ = task.IsDone()
+	}
+	registerAggregateModule(t, cl)
+	setLuaPath(t)
+	if rs, err = cl.QueryAggregate(nil, as.NewStatement("test", "c"), "asobserve_aggregate", "sum", as.NewValue("a")); err == nil {
+		for range rs.Results() {
+		}
+	}
 	cl.Close()
 
 	dir := filepath.Join("testdata", "fuzz", "FuzzFrame")
