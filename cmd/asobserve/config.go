@@ -35,7 +35,7 @@ func init() {
 
 type configRow struct {
 	Name   string `json:"name"`
-	Flag   string `json:"flag"`
+	Flag   string `json:"flag,omitempty"` // settings read from the environment only have none
 	Env    string `json:"env"`
 	Value  string `json:"value"`
 	Source string `json:"source"`
@@ -44,7 +44,11 @@ type configRow struct {
 func printConfig(w io.Writer, cfg *config.Config, asJSON bool) error {
 	var rows []configRow
 	for _, v := range cfg.Values() {
-		rows = append(rows, configRow{Name: v.Name, Flag: "--" + v.Flag, Env: v.Env, Value: v.Display(), Source: string(v.Source)})
+		flag := ""
+		if v.Flag != "" {
+			flag = "--" + v.Flag
+		}
+		rows = append(rows, configRow{Name: v.Name, Flag: flag, Env: v.Env, Value: v.Display(), Source: string(v.Source)})
 	}
 	if asJSON {
 		enc := json.NewEncoder(w)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -26,25 +27,27 @@ func TestConfigCommandShowsSourcesAndMasksSecrets(t *testing.T) {
 		got[r.Name] = r
 	}
 	want := map[string]configRow{
-		"redis-password": {Name: "redis-password", Flag: "--redis-password", Env: "METRICS_REDIS_PASSWORD", Value: "********", Source: "env"},
-		"redis-port":     {Name: "redis-port", Flag: "--redis-port", Env: "METRICS_REDIS_PORT", Value: "6380", Source: "flag"},
-		"redis-host":     {Name: "redis-host", Flag: "--redis-host", Env: "METRICS_REDIS_HOST", Value: "redis.internal", Source: "env"},
-		"redis-enabled":  {Name: "redis-enabled", Flag: "--redis-enabled", Env: "METRICS_REDIS_ENABLED", Value: "false", Source: "default"},
+		"redis-password":   {Name: "redis-password", Flag: "--redis-password", Env: "METRICS_REDIS_PASSWORD", Value: "********", Source: "env"},
+		"redis-port":       {Name: "redis-port", Flag: "--redis-port", Env: "METRICS_REDIS_PORT", Value: "6380", Source: "flag"},
+		"redis-host":       {Name: "redis-host", Flag: "--redis-host", Env: "METRICS_REDIS_HOST", Value: "redis.internal", Source: "env"},
+		"redis-enabled":    {Name: "redis-enabled", Flag: "--redis-enabled", Env: "METRICS_REDIS_ENABLED", Value: "false", Source: "default"},
+		"metrics-exporter": {Name: "metrics-exporter", Env: "OTEL_METRICS_EXPORTER", Value: "prometheus", Source: "default"},
 	}
 	for name, w := range want {
 		if got[name] != w {
 			t.Errorf("%s: %+v, want %+v", name, got[name], w)
 		}
 	}
-	if len(rows) != 24 {
-		t.Errorf("%d settings, want 24", len(rows))
+	if len(rows) != 32 { // 24, and the 8 OTEL_* metric export settings
+		t.Errorf("%d settings, want 32", len(rows))
 	}
 
 	table, err := runCLI(t, "config", "--json=false")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(table, "redis-password         METRICS_REDIS_PASSWORD         ********        env\n") {
+	// Column widths follow the longest environment variable name; the row is what matters.
+	if !regexp.MustCompile(`(?m)^redis-password +METRICS_REDIS_PASSWORD +\*{8} +env$`).MatchString(table) {
 		t.Errorf("table:\n%s", table)
 	}
 }
