@@ -86,7 +86,7 @@ func TestAPICheckMajors(t *testing.T) {
 	}
 	want := map[string]string{
 		"v6": "ok objects\nok batch_execute\nok background\nok aggregate\n",
-		"v8": "ok objects\nok batch_execute\nok background\nok aggregate\nok put_payload\nok txn_commit\nok txn_abort\nok txn_version_mismatch\n",
+		"v8": "ok objects\nok batch_execute\nok background\nok aggregate\nok put_payload\nok txn_commit\nok txn_abort\nok txn_version_mismatch\nok txn_batch\n",
 	}
 	for _, v := range []string{"v6", "v8"} {
 		t.Run(v, func(t *testing.T) {

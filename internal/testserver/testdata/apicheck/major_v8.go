@@ -16,6 +16,7 @@ var majorChecks = []struct {
 	{"txn_commit", checkTxnCommit},
 	{"txn_abort", checkTxnAbort},
 	{"txn_version_mismatch", checkTxnVersionMismatch},
+	{"txn_batch", checkTxnBatch},
 	{"fault_txn_verify", checkTxnVerifyFault},
 }
 
@@ -145,6 +146,63 @@ func checkTxnVersionMismatch(cl *as.Client) error {
 	}
 	if _, err := cl.Get(nil, written); err == nil || !err.Matches(types.KEY_NOT_FOUND_ERROR) {
 		return fmt.Errorf("after the failed commit, the written record: %v, want KEY_NOT_FOUND (rolled back)", err)
+	}
+	return nil
+}
+
+// checkTxnBatch reads and writes inside transactions with batches, so that the commit
+// verifies and rolls several keys per node in batch commands.
+func checkTxnBatch(cl *as.Client) error {
+	var reads, writes []*as.Key
+	for i := 0; i < 6; i++ {
+		reads = append(reads, key("txnbatch", fmt.Sprintf("r%d", i)))
+		writes = append(writes, key("txnbatch", fmt.Sprintf("w%d", i)))
+		if err := cl.Put(nil, reads[i], as.BinMap{"v": i}); err != nil {
+			return err
+		}
+	}
+	batchWrites := func(txn *as.Txn, v int) error {
+		bp := as.NewBatchPolicy()
+		bp.Txn = txn
+		ops := make([]as.BatchRecordIfc, len(writes))
+		for i, k := range writes {
+			ops[i] = as.NewBatchWrite(nil, k, as.PutOp(as.NewBin("v", v)))
+		}
+		return cl.BatchOperate(bp, ops)
+	}
+	txn := as.NewTxn()
+	bp := as.NewBatchPolicy()
+	bp.Txn = txn
+	recs, err := cl.BatchGet(bp, reads)
+	if err != nil {
+		return fmt.Errorf("BatchGet in txn: %v", err)
+	}
+	for i, r := range recs {
+		if r == nil || r.Bins["v"] != i {
+			return fmt.Errorf("BatchGet in txn [%d] = %v", i, r)
+		}
+	}
+	if err := batchWrites(txn, 1); err != nil {
+		return fmt.Errorf("BatchOperate in txn: %v", err)
+	}
+	if status, err := cl.Commit(txn); err != nil || status != as.CommitStatusOK {
+		return fmt.Errorf("Commit = %v, %v", status, err)
+	}
+	txn = as.NewTxn()
+	if err := batchWrites(txn, 2); err != nil {
+		return fmt.Errorf("BatchOperate in the second txn: %v", err)
+	}
+	if status, err := cl.Abort(txn); err != nil || status != as.AbortStatusOK {
+		return fmt.Errorf("Abort = %v, %v", status, err)
+	}
+	recs, err = cl.BatchGet(nil, writes)
+	if err != nil {
+		return err
+	}
+	for i, r := range recs {
+		if r == nil || r.Bins["v"] != 1 {
+			return fmt.Errorf("after the commit and the abort, written record %d = %v, want v=1", i, r)
+		}
 	}
 	return nil
 }
