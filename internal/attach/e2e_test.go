@@ -11,6 +11,7 @@ import (
 	"github.com/asobserve/asobserve/internal/e2etest"
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/testserver"
+	"github.com/asobserve/asobserve/internal/workload"
 )
 
 // observe attaches an in-process agent to a ready workload, starts it, waits for it and
@@ -114,22 +115,22 @@ var errorFaults = []testserver.Fault{
 	rtt,
 }
 
-// Every operation kind, every outcome class, on a 3-node cluster so that batches have
-// one-key node shares (the client's executeSingle path).
+// Every operation kind through every method counted under it, every outcome class, on a
+// 3-node cluster so that batches have one-key node shares (the client's executeSingle path).
 func TestAttachCountsEqualGroundTruth(t *testing.T) {
 	e2etest.RequireRoot(t)
 	bin := e2etest.BuildAsobserve(t)
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 3})
 	_, _, got, want := observe(t, bin, cluster, errorFaults, false,
-		"--sets", "users,timeouts,dropped", "--errors", "--count", "3000", "--concurrency", "4", "--keys", "200")
+		"--sets", "users,timeouts,dropped", "--errors", "--every-method", "--count", "3000", "--concurrency", "4", "--keys", "200")
 	checkExact(t, got, want)
 	ops := map[string]bool{}
 	for k := range want {
 		ops[k.Op] = true
 	}
-	requireClasses(t, want, "", "Timeout", "Connection")
-	if len(ops) != 16 {
-		t.Errorf("the workload ran %d operation kinds, want all 16: %v", len(ops), ops)
+	requireClasses(t, want, "", "Timeout", "Connection", "UdfBadResponse", "InvalidArgument")
+	if len(ops) != len(workload.Operations) {
+		t.Errorf("the workload ran %d operation kinds, want all %d: %v", len(ops), len(workload.Operations), ops)
 	}
 }
 
@@ -137,7 +138,7 @@ func TestAttachStrippedBinary(t *testing.T) {
 	e2etest.RequireRoot(t)
 	bin := e2etest.BuildAsobserve(t, "-ldflags=-s -w")
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
-	_, agent, got, want := observe(t, bin, cluster, []testserver.Fault{rtt}, false, "--errors", "--count", "1500", "--concurrency", "4", "--keys", "100")
+	_, agent, got, want := observe(t, bin, cluster, []testserver.Fault{rtt}, false, "--errors", "--every-method", "--count", "1500", "--concurrency", "4", "--keys", "100")
 	checkExact(t, got, want)
 	// The kernel's own accounting of probe hits: one entry and one return per operation.
 	stats, err := agent.ProgramStats()

@@ -36,14 +36,14 @@ func TestInProcessMatchesEBPF(t *testing.T) {
 	)
 	bin := e2etest.BuildAsobserve(t)
 	_, _, ebpf, ebpfTruth := observe(t, bin, e2etest.StartServer(t, testserver.Config{Nodes: 1}), nil, false,
-		"--errors", "--count", strconv.Itoa(count), "--concurrency", "1", "--keys", strconv.Itoa(keys), "--seed", strconv.Itoa(seed))
+		"--errors", "--every-method", "--count", strconv.Itoa(count), "--concurrency", "1", "--keys", strconv.Itoa(keys), "--seed", strconv.Itoa(seed))
 	e2etest.CompareCounts(t, ebpf, ebpfTruth)
 
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	truth, err := workload.Run(ctx, workload.Config{Hosts: cluster.Hosts(), Count: count, Concurrency: 1, Errors: true,
-		Keys: keys, Seed: seed, Wrap: func(c *as.Client) workload.Client { return inproc.Wrap(c) }})
+		EveryMethod: true, Keys: keys, Seed: seed, Wrap: func(c *as.Client) workload.Client { return inproc.Wrap(c) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,15 +71,19 @@ func TestInProcessMatchesEBPF(t *testing.T) {
 	}
 	n, _ := sums(ebpf)
 	t.Logf("%d operations in %d series, identical in both modes", n, len(ebpf))
-	if n != count || len(ebpf) < 16 {
-		t.Fatalf("eBPF saw %d operations in %d series: want %d in every operation kind", n, len(ebpf), count)
+	ops := map[string]bool{}
+	for k := range ebpf {
+		ops[k.Op] = true
+	}
+	if n != count || len(ops) != len(workload.Operations) {
+		t.Fatalf("eBPF saw %d operations of %d kinds: want %d in every one of the %d operation kinds", n, len(ops), count, len(workload.Operations))
 	}
 }
 
 // Spans from both modes carry the same names and attributes for the same workload.
 func TestInProcessSpansMatchEBPF(t *testing.T) {
 	e2etest.RequireRoot(t)
-	args := []string{"--errors", "--count", "600", "--concurrency", "1", "--keys", "60", "--seed", "7"}
+	args := []string{"--errors", "--every-method", "--count", "600", "--concurrency", "1", "--keys", "60", "--seed", "7"}
 	bin := e2etest.BuildAsobserve(t)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
 
@@ -106,7 +110,7 @@ func TestInProcessSpansMatchEBPF(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, err := workload.Run(ctx, workload.Config{Hosts: cluster.Hosts(), Count: 600, Concurrency: 1, Errors: true,
-		Keys: 60, Seed: 7, Wrap: func(c *as.Client) workload.Client { return inproc.Wrap(c) }}); err != nil {
+		EveryMethod: true, Keys: 60, Seed: 7, Wrap: func(c *as.Client) workload.Client { return inproc.Wrap(c) }}); err != nil {
 		t.Fatal(err)
 	}
 	// The wrapper records a scan or query when its recordset ends, on its own goroutine:
