@@ -75,7 +75,8 @@ func runAPICheck(t *testing.T, bin string, c *Cluster, luaDir, check string) str
 // TestAPICheckMajors runs testdata/apicheck, built against the v6 and v8 clients, on a
 // fresh 2-node cluster each: the object API, BatchExecute, background jobs with their
 // status polling and QueryAggregate for both; PutPayload and transactions (commit,
-// abort, a version mismatch, a fault on the verify step) for v8.
+// abort, a version mismatch, batches inside transactions, a fault on the verify step
+// and one on the roll step) for v8.
 func TestAPICheckMajors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two client versions; skipped in -short mode (make test and CI do not use -short)")
@@ -100,9 +101,12 @@ func TestAPICheckMajors(t *testing.T) {
 				return
 			}
 			// MRT_EXPIRED, not a timeout: the client retries timeouts with sleeps between.
-			c.SetFaults([]Fault{{Command: CmdTxnVerify, ResultCode: mrtExpired}})
-			if got := runAPICheck(t, bin, c, luaDir, "fault_txn_verify"); got != "ok fault_txn_verify\n" {
-				t.Fatalf("apicheck fault_txn_verify ran %q", got)
+			for _, kind := range []string{CmdTxnVerify, CmdTxnRoll} {
+				c.SetFaults([]Fault{{Command: kind, ResultCode: mrtExpired}})
+				check := "fault_" + kind
+				if got := runAPICheck(t, bin, c, luaDir, check); got != "ok "+check+"\n" {
+					t.Fatalf("apicheck %s ran %q", check, got)
+				}
 			}
 		})
 	}

@@ -64,14 +64,13 @@ const (
 	fieldBatch         = 41
 	fieldBatchSet      = 42
 
-	opRead      = 1
-	opWrite     = 2
-	opCDTModify = 4
-	opAdd       = 5
-	opAppend    = 9
-	opPrepend   = 10
-	opTouch     = 11
-	opDelete    = 14
+	opRead    = 1
+	opWrite   = 2
+	opAdd     = 5
+	opAppend  = 9
+	opPrepend = 10
+	opTouch   = 11
+	opDelete  = 14
 
 	ptNull    = 0
 	ptInteger = 1

@@ -669,6 +669,11 @@ func TestParseFault(t *testing.T) {
 	if f.String() != "ns=test,set=users,cmd=read,latency=5ms,rc=9,close,hang,pct=50" {
 		t.Fatalf("String() = %q", f.String())
 	}
+	for _, kind := range []string{CmdTxnVerify, CmdTxnRoll} {
+		if f, err := ParseFault("cmd=" + kind); err != nil || f.Command != kind {
+			t.Fatalf("ParseFault(cmd=%s) = %+v, %v", kind, f, err)
+		}
+	}
 	for _, bad := range []string{"", "cmd=fly", "rc=x", "rc=300", "pct=101", "latency=fast", "bogus=1"} {
 		if _, err := ParseFault(bad); err == nil {
 			t.Fatalf("ParseFault(%q) accepted", bad)

@@ -43,7 +43,7 @@ type partition struct {
 	// forward or back, with what to restore on roll-back.
 	provisional map[recKey]provisionalWrite
 	// monitors are the transaction monitor records (set "<ERO~MRT"), kept apart from
-	// recs so that scans and queries never return them, as on a real server.
+	// recs so that scans and queries of a namespace return only the users' records.
 	monitors map[recKey]*txnMonitor
 }
 

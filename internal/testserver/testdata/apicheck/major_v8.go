@@ -18,6 +18,7 @@ var majorChecks = []struct {
 	{"txn_version_mismatch", checkTxnVersionMismatch},
 	{"txn_batch", checkTxnBatch},
 	{"fault_txn_verify", checkTxnVerifyFault},
+	{"fault_txn_roll", checkTxnRollFault},
 }
 
 // writePayload is a write command of one string bin, built by hand the way the wire
@@ -222,6 +223,21 @@ func checkTxnVerifyFault(cl *as.Client) error {
 	status, err := cl.Commit(txn)
 	if err == nil || status != as.CommitStatusUnverified || !err.Matches(types.MRT_EXPIRED) {
 		return fmt.Errorf("Commit = %v, %v; want CommitStatusUnverified with MRT_EXPIRED", status, err)
+	}
+	return nil
+}
+
+// checkTxnRollFault runs with every roll command failing with MRT_EXPIRED: the commit is
+// verified and marked, so it reports the abandoned roll-forward.
+func checkTxnRollFault(cl *as.Client) error {
+	txn := as.NewTxn()
+	wp, _ := txnPolicies(txn)
+	if err := cl.Put(wp, key("txn", "roll-fault"), as.BinMap{"v": 1}); err != nil {
+		return fmt.Errorf("Put in txn: %v", err)
+	}
+	status, err := cl.Commit(txn)
+	if err == nil || status != as.CommitStatusRollForwardAbandoned || !err.Matches(types.MRT_EXPIRED) {
+		return fmt.Errorf("Commit = %v, %v; want CommitStatusRollForwardAbandoned with MRT_EXPIRED", status, err)
 	}
 	return nil
 }
