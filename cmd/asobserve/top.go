@@ -14,6 +14,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/asobserve/asobserve/internal/attach"
 	"github.com/asobserve/asobserve/internal/config"
@@ -48,10 +49,11 @@ func init() {
 	rootCmd.AddCommand(cmd)
 }
 
-// isTerminal tells whether f is a terminal the live view can take over.
+// isTerminal tells whether f is a terminal the live view can take over. A character
+// device is not enough: /dev/null is one.
 func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // runTUI shows, on the terminal that stdout is, the live view of target t until q, duration (if positive) or a signal,

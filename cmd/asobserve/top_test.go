@@ -236,3 +236,32 @@ func TestTopKeepsAGoneTargetsNumbers(t *testing.T) {
 		t.Fatalf("the terminal is not restored after SIGTERM:\n%s", s)
 	}
 }
+
+// `make demo` on a terminal: the live view, which ends by itself with the demo and gives
+// the shell back with the final counts.
+func TestDemoInATerminal(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	term := newTerminal(t)
+	term.typeLine(fmt.Sprintf("%s demo --duration 6s --listen %s --admin-listen ''; echo demo-exit=$?", bin, e2etest.FreeAddr(t)))
+	term.waitFor("the demo's live view", 60*time.Second, func(s string) bool {
+		return strings.Contains(s, "asobserve top · pid ") && strings.Contains(s, " · demo-shop · ") &&
+			field(row(s, "get", "users"), 3) > 0
+	})
+	if !term.alternateScreen() {
+		t.Fatal("the demo's view is not on the alternate screen")
+	}
+	s := term.waitFor("the shell after the demo", 60*time.Second, func(s string) bool { return strings.Contains(s, "demo-exit=0") })
+	if term.alternateScreen() || !strings.Contains(s, "final counts (exact, from the probes):") {
+		t.Fatalf("the demo did not end on the restored terminal with its final counts:\n%s", s)
+	}
+}
+
+// attach --tui on no terminal keeps attach's log lines (startAgent waits for them).
+func TestAttachTUIWithoutATerminalLogs(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	wl := startTopWorkload(t, bin, cluster, "--count", "10")
+	startAgent(t, bin, wl.PID, "--tui", "--duration", "1m")
+}
