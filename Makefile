@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin/asobserve
 PKGS      := ./...
-DEBS      := clang llvm libbpf-dev bpftool redis-server prometheus iproute2 util-linux libcap2-bin
+DEBS      := clang llvm libbpf-dev bpftool redis-server prometheus iproute2 util-linux libcap2-bin tmux
 export GOFLAGS := -buildvcs=false
 
 # Manifest validation, offline: kubeconform and kustomize come from the Go module proxy;
@@ -87,6 +87,7 @@ test: deps k8s-tools build vet cross
 	$(GO) test -count=1 -timeout 25m $(PKGS)
 
 # The demo needs root for eBPF; as another user it re-runs itself with sudo when it can.
+# On a terminal it is the live view (`asobserve top`) until DURATION; piped, it prints lines.
 demo: build
 	@if [ "$$(id -u)" = 0 ]; then ./$(BIN) demo --duration $${DURATION:-30s}; \
 	else sudo ./$(BIN) demo --duration $${DURATION:-30s}; fi
