@@ -152,5 +152,15 @@ func (f *Feed) TargetGone(t *observe.Target) {
 	}
 }
 
+// Retained counts what the feed keeps for targets: their process descriptions here and
+// their providers in the tracer (which go once the tracer has handled the forget).
+func (f *Feed) Retained() (targets, providers int) {
+	f.procs.Range(func(_, _ any) bool {
+		targets++
+		return true
+	})
+	return targets, f.tracer.Providers()
+}
+
 // Shutdown flushes pending spans until ctx ends.
 func (f *Feed) Shutdown(ctx context.Context) error { return f.tracer.Shutdown(ctx) }

@@ -161,6 +161,9 @@ type Tracer struct {
 	created      atomic.Uint64
 	droppedTotal atomic.Uint64
 
+	// liveProviders is len(providers), readable outside the worker (leak checks).
+	liveProviders atomic.Int64
+
 	// Worker-owned state.
 	providers map[*Process]*sdktrace.TracerProvider
 	tracers   map[*Process]trace.Tracer
@@ -305,6 +308,10 @@ func (t *Tracer) Forget(p *Process) {
 		}()
 	}
 }
+
+// Providers is how many processes hold a TracerProvider (their span resource): those
+// with spans made and not yet forgotten.
+func (t *Tracer) Providers() int { return int(t.liveProviders.Load()) }
 
 // Stats returns the span counters.
 func (t *Tracer) Stats() Stats {
@@ -529,10 +536,23 @@ func (t *Tracer) tracer(p *Process) trace.Tracer {
 	tr := tp.Tracer(scopeName)
 	t.providers[p] = tp
 	t.tracers[p] = tr
+	t.liveProviders.Add(1)
 	return tr
 }
 
 func (t *Tracer) resourceFor(p *Process) *resource.Resource {
+	return processResource(p, t.hostName, t.agentEnv)
+}
+
+// ProcessResource is the resource the spans of p carry, for other signals of the same
+// process (OTLP metrics). It reads the agent's OTEL_RESOURCE_ATTRIBUTES/OTEL_SERVICE_NAME.
+func ProcessResource(p *Process) *resource.Resource {
+	env, _ := resource.New(context.Background(), resource.WithFromEnv()) // New warns about a malformed one
+	host, _ := os.Hostname()
+	return processResource(p, host, env)
+}
+
+func processResource(p *Process, hostName string, agentEnv *resource.Resource) *resource.Resource {
 	var attrs []attribute.KeyValue
 	if p != nil {
 		service := p.TargetServiceName
@@ -550,10 +570,10 @@ func (t *Tracer) resourceFor(p *Process) *resource.Resource {
 			}
 		}
 	}
-	if t.hostName != "" {
-		attrs = append(attrs, attribute.String(attrHostName, t.hostName))
+	if hostName != "" {
+		attrs = append(attrs, attribute.String(attrHostName, hostName))
 	}
-	res, _ := resource.Merge(resource.NewSchemaless(attrs...), t.agentEnv) // agent's OTEL_* win
+	res, _ := resource.Merge(resource.NewSchemaless(attrs...), agentEnv) // agent's OTEL_* win
 	withSDK, err := resource.New(context.Background(), resource.WithTelemetrySDK())
 	if err == nil {
 		if merged, err := resource.Merge(withSDK, res); err == nil {
@@ -573,6 +593,7 @@ func (t *Tracer) forget(p *Process) {
 	if tp, ok := t.providers[p]; ok {
 		delete(t.providers, p)
 		delete(t.tracers, p)
+		t.liveProviders.Add(-1)
 		_ = tp.Shutdown(context.Background()) // its processor only counts; nothing to flush
 	}
 }
