@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // SelfMetrics are the eBPF agent's own counters. They live with the agent, not the
@@ -19,9 +20,12 @@ type SelfMetrics struct {
 	ProbeAttachErrors prometheus.Counter
 }
 
-// NewSelfMetrics registers the self-metrics on reg. Agents that share a registry share
-// them, as they share its histograms.
+// NewSelfMetrics registers the self-metrics on reg, with client_golang's standard process
+// and Go collectors (process_*, go_*), which an operator alerts on as for any exporter.
+// Agents that share a registry share them, as they share its histograms.
 func NewSelfMetrics(reg prometheus.Registerer) *SelfMetrics {
+	registered(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registered(reg, collectors.NewGoCollector())
 	return &SelfMetrics{
 		EventsReceived: registered(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asobserve_events_received_total", Help: "Probe records read from the ring buffer.",
