@@ -346,9 +346,44 @@ func TestQueryAggregate(t *testing.T) {
 	}
 
 	c.SetFaults([]Fault{{Set: "agg", Command: CmdScan, ResultCode: int(types.PARAMETER_ERROR)}})
-	defer c.SetFaults(nil)
 	_, err = aggregate(t, cl, as.NewStatement("test", "agg"), "count")
 	if clienterr.Code(err) != int(types.PARAMETER_ERROR) {
 		t.Fatalf("aggregation under a fault: %v", err)
+	}
+	c.SetFaults(nil)
+
+	task, err := cl.RemoveUDF(nil, AggregateUDFModule)
+	must(t, "RemoveUDF", err)
+	select {
+	case err := <-task.OnComplete():
+		must(t, "RemoveUDF task", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("RemoveUDF task not done after 10s")
+	}
+	if udfs, err = cl.ListUDF(nil); err != nil || len(udfs) != 0 {
+		t.Fatalf("ListUDF after RemoveUDF = %+v, %v", udfs, err)
+	}
+	_, err = aggregate(t, cl, as.NewStatement("test", "agg"), "count")
+	if err == nil || !strings.Contains(err.Error(), "not registered") {
+		t.Fatalf("aggregation after removing the module: %v", err)
+	}
+}
+
+func TestJobHistoryKeepsTheLatest(t *testing.T) {
+	var h jobHistory
+	for id := uint64(1); id <= maxJobHistory+1; id++ {
+		h.add(job{id: id, kind: "background-ops", ns: "test", set: "s", succeeded: int64(id)})
+	}
+	if got := h.show("query-show:trid=1"); got != "ERROR:2:job not found" {
+		t.Fatalf("oldest job after %d more: %q", maxJobHistory, got)
+	}
+	want := "trid=2:job-type=background-ops:ns=test:set=s:status=done(ok):recs-succeeded=2:recs-failed=0"
+	for _, cmd := range []string{"query-show:trid=2", "scan-show:id=2", "jobs:module=query;cmd=get-job;trid=2"} {
+		if got := h.show(cmd); got != want {
+			t.Fatalf("%s = %q, want %q", cmd, got, want)
+		}
+	}
+	if got := h.show("query-show:trid=x"); !strings.HasPrefix(got, "ERROR:4:") {
+		t.Fatalf("bad job id: %q", got)
 	}
 }
