@@ -169,7 +169,9 @@ func (r *runner) do(w *worker, seq int64) {
 		}
 		return int(n / 10 % int64(methods))
 	}
+	// node picks the node of a node-scoped operation, which NodeScoped counts.
 	node := func() *as.Node {
+		w.nodeScoped[op]++
 		nodes := r.client.GetNodes()
 		if len(nodes) == 0 {
 			return nil
@@ -370,7 +372,7 @@ func (r *runner) do(w *worker, seq int64) {
 			err = drainObjects(rs, serr, ch)
 		}
 	case semconv.OpQueryBackground:
-		err = r.background(variant(3), failing, grpStmt(), node(), &start)
+		err = r.background(variant(3), failing, grpStmt(), node, &start)
 	case semconv.OpExecute:
 		args := []as.Value{as.NewValue("u"), as.NewValue(1)}
 		start = time.Now()
@@ -425,7 +427,7 @@ func (r *runner) batchRead(n int64, keys []*as.Key, start *time.Time) (err error
 // UDF on every node, or one on a single node. Its failing outcomes are the client's own
 // refusals: a read operation in a background query, a node-scoped job without a node.
 // Nothing waits for the job: polling its task is not part of the operation.
-func (r *runner) background(variant int, failing bool, stmt *as.Statement, node *as.Node, start *time.Time) (err error) {
+func (r *runner) background(variant int, failing bool, stmt *as.Statement, node func() *as.Node, start *time.Time) (err error) {
 	args := []as.Value{as.NewValue("hits"), as.NewValue(1)}
 	switch variant {
 	case 0:
@@ -439,11 +441,12 @@ func (r *runner) background(variant int, failing bool, stmt *as.Statement, node 
 		*start = time.Now()
 		_, err = r.client.ExecuteUDF(r.queryPolicy, stmt, "asobserve", "add", args...)
 	default:
-		if failing {
-			node = nil
+		var nd *as.Node
+		if !failing {
+			nd = node()
 		}
 		*start = time.Now()
-		_, err = r.client.ExecuteUDFNode(r.queryPolicy, node, stmt, "asobserve", "add", args...)
+		_, err = r.client.ExecuteUDFNode(r.queryPolicy, nd, stmt, "asobserve", "add", args...)
 	}
 	return err
 }

@@ -59,12 +59,16 @@ type Config struct {
 
 // Truth is the workload's own record of what it did.
 type Truth struct {
-	Counts            []Count `json:"counts"`
-	TotalOps          int64   `json:"total_ops"`
-	LatencySumSeconds float64 `json:"latency_sum_seconds"`
-	P50Ms             float64 `json:"p50_ms"`
-	P95Ms             float64 `json:"p95_ms"`
-	P99Ms             float64 `json:"p99_ms"`
+	Counts []Count `json:"counts"`
+	// NodeScoped counts, per operation name, the operations sent to one node only
+	// (ScanNode, QueryNode, ExecuteUDFNode and the object forms): each makes one node
+	// command where its cluster-wide form makes one per node.
+	NodeScoped        map[string]int64 `json:"node_scoped,omitempty"`
+	TotalOps          int64            `json:"total_ops"`
+	LatencySumSeconds float64          `json:"latency_sum_seconds"`
+	P50Ms             float64          `json:"p50_ms"`
+	P95Ms             float64          `json:"p95_ms"`
+	P99Ms             float64          `json:"p99_ms"`
 }
 
 // Count is one (operation, namespace, set, outcome) series.
@@ -201,10 +205,11 @@ const (
 )
 
 type worker struct {
-	series map[seriesKey]*series
-	hist   [histBuckets]int64
-	sum    time.Duration
-	n      int64
+	series     map[seriesKey]*series
+	nodeScoped map[string]int64
+	hist       [histBuckets]int64
+	sum        time.Duration
+	n          int64
 }
 
 func (w *worker) record(op, ns, set string, err error, d time.Duration) {
@@ -303,7 +308,7 @@ func (r *runner) run(ctx context.Context) *Truth {
 	workers := make([]*worker, r.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i := range workers {
-		w := &worker{series: map[seriesKey]*series{}}
+		w := &worker{series: map[seriesKey]*series{}, nodeScoped: map[string]int64{}}
 		workers[i] = w
 		wg.Add(1)
 		go func() {
@@ -376,6 +381,12 @@ func merge(workers []*worker) *Truth {
 			}
 			a.count += s.count
 			a.sum += s.sum
+		}
+		for op, n := range w.nodeScoped {
+			if t.NodeScoped == nil {
+				t.NodeScoped = map[string]int64{}
+			}
+			t.NodeScoped[op] += n
 		}
 		for i, n := range w.hist {
 			hist[i] += n

@@ -256,6 +256,11 @@ func TestEveryMethodExactCounts(t *testing.T) {
 			t.Errorf("%s successes: %d, want %d (counts %+v)", op, got, perOp, tr.Counts)
 		}
 	}
+	// Node-scoped: the third and sixth of six scan and query methods (n = 20..29, 50..59),
+	// the third of three background ones but for the two refused without a node.
+	if want := map[string]int64{"scan": 20, "query": 20, "query_background": 18}; !reflect.DeepEqual(tr.NodeScoped, want) {
+		t.Errorf("node-scoped operations %v, want %v", tr.NodeScoped, want)
+	}
 }
 
 // The workload's client interface has every method the probe table counts for v7, but
