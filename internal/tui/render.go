@@ -101,7 +101,7 @@ func (m *Model) stateLine() string {
 	f := m.frame
 	s := fmt.Sprintf("stages %s · tracing %s · rolling %s window · sorted by %s", onOff(f.Stages), onOff(f.Tracing), f.Window, sortNames[m.sort])
 	if f.Stages {
-		s += " · └ stage rows: whole op, share of its time"
+		s += " · └ stages: whole op, % of its time"
 	}
 	return s
 }
@@ -231,7 +231,8 @@ func (m *Model) pad(s string) string {
 }
 
 func rate(v float64) string {
-	if v >= 100 {
+	// 99.96 prints as 100, not 100.0: the width of a number does not jitter around 100.
+	if v >= 99.95 {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.1f", v)

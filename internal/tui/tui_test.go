@@ -274,3 +274,16 @@ func TestScrollShowsWhereYouAre(t *testing.T) {
 		t.Fatalf("after scrolling to the end:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// Numbers keep within their column, and keep their width around 100/s.
+func TestNumbersFitTheirColumn(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{rate(99.96), "100"}, {rate(99.94), "99.9"}, {rate(12345.6), "12346"}, {rate(0), "0.0"},
+		{dur(0), "-"}, {dur(213 * time.Microsecond), "0.213ms"}, {dur(12345 * time.Microsecond), "12.35ms"},
+		{dur(123456 * time.Microsecond), "123.5ms"}, {dur(1500 * time.Millisecond), "1.500s"},
+	} {
+		if c.got != c.want || len(c.got) >= numWidth {
+			t.Errorf("got %q, want %q (narrower than %d)", c.got, c.want, numWidth)
+		}
+	}
+}
