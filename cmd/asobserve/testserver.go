@@ -49,7 +49,7 @@ func init() {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:3000", "address of the first node (port 0 picks a free port)")
 	cmd.Flags().IntVar(&nodes, "nodes", 1, "number of nodes; extra nodes listen on free ports of the same host")
-	cmd.Flags().StringArrayVar(&faultSpecs, "fault", nil, `fault rule, repeatable: "ns=test,set=users,cmd=read|write|delete|batch|scan|query|udf,latency=5ms,rc=9,close,hang,pct=50"`)
+	cmd.Flags().StringArrayVar(&faultSpecs, "fault", nil, `fault rule, repeatable: "ns=test,set=users,cmd=read|write|delete|batch|scan|query|udf|txn_verify|txn_roll,latency=5ms,rc=9,close,hang,pct=50"`)
 	cmd.Flags().StringSliceVar(&namespaces, "namespace", []string{"test"}, "namespaces to serve")
 	rootCmd.AddCommand(cmd)
 }
