@@ -1,4 +1,4 @@
-// Package otlptest runs a real OTLP/gRPC trace receiver on loopback for tests.
+// Package otlptest runs a real OTLP/gRPC trace and metrics receiver on loopback for tests.
 package otlptest
 
 import (
@@ -8,10 +8,14 @@ import (
 	"sync"
 	"testing"
 
+	collectormetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Span is one received span with its resource attributes.
@@ -31,6 +35,11 @@ type Receiver struct {
 
 	mu    sync.Mutex
 	spans []Span
+
+	metricsMu       sync.Mutex
+	metrics         []*metricspb.ResourceMetrics
+	rejectMetrics   bool
+	metricsRejected int
 }
 
 // Start serves a receiver until the test ends.
@@ -42,6 +51,7 @@ func Start(tb testing.TB) *Receiver {
 	}
 	r := &Receiver{srv: grpc.NewServer(), Addr: lis.Addr().String()}
 	collectortrace.RegisterTraceServiceServer(r.srv, r)
+	collectormetrics.RegisterMetricsServiceServer(r.srv, metricsService{r: r})
 	go func() { _ = r.srv.Serve(lis) }()
 	tb.Cleanup(r.srv.Stop)
 	return r
@@ -81,6 +91,82 @@ func Attrs(kvs []*commonpb.KeyValue) map[string]string {
 			out[kv.GetKey()] = strconv.FormatInt(v.GetIntValue(), 10)
 		default:
 			out[kv.GetKey()] = v.GetStringValue()
+		}
+	}
+	return out
+}
+
+// metricsService is the OTLP metrics service of a Receiver (its Export differs from the
+// trace service's).
+type metricsService struct {
+	collectormetrics.UnimplementedMetricsServiceServer
+	r *Receiver
+}
+
+// Export implements the OTLP metrics service; while RejectMetrics is on it answers
+// Unavailable, as a collector that is down behind a load balancer does.
+func (m metricsService) Export(_ context.Context, req *collectormetrics.ExportMetricsServiceRequest) (*collectormetrics.ExportMetricsServiceResponse, error) {
+	r := m.r
+	r.metricsMu.Lock()
+	defer r.metricsMu.Unlock()
+	if r.rejectMetrics {
+		r.metricsRejected++
+		return nil, status.Error(codes.Unavailable, "otlptest: rejecting metrics")
+	}
+	r.metrics = append(r.metrics, req.GetResourceMetrics()...)
+	return &collectormetrics.ExportMetricsServiceResponse{}, nil
+}
+
+// RejectMetrics makes metric exports fail (on) or succeed again (off).
+func (r *Receiver) RejectMetrics(on bool) {
+	r.metricsMu.Lock()
+	defer r.metricsMu.Unlock()
+	r.rejectMetrics = on
+}
+
+// MetricsRejected is the number of metric exports refused by RejectMetrics.
+func (r *Receiver) MetricsRejected() int {
+	r.metricsMu.Lock()
+	defer r.metricsMu.Unlock()
+	return r.metricsRejected
+}
+
+// Histogram is one received histogram data point, explicit or exponential.
+type Histogram struct {
+	Resource    map[string]string
+	Attrs       map[string]string
+	Unit        string
+	Temporality metricspb.AggregationTemporality
+	Count       uint64
+	Sum         float64
+	Explicit    *metricspb.HistogramDataPoint            // nil for an exponential histogram
+	Exponential *metricspb.ExponentialHistogramDataPoint // nil for an explicit one
+	Exemplars   []*metricspb.Exemplar
+}
+
+// Histograms returns every data point received for the named histogram, in arrival order.
+func (r *Receiver) Histograms(name string) []Histogram {
+	r.metricsMu.Lock()
+	defer r.metricsMu.Unlock()
+	var out []Histogram
+	for _, rm := range r.metrics {
+		res := Attrs(rm.GetResource().GetAttributes())
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				if m.GetName() != name {
+					continue
+				}
+				for _, p := range m.GetHistogram().GetDataPoints() {
+					out = append(out, Histogram{Resource: res, Attrs: Attrs(p.GetAttributes()), Unit: m.GetUnit(),
+						Temporality: m.GetHistogram().GetAggregationTemporality(), Count: p.GetCount(), Sum: p.GetSum(),
+						Explicit: p, Exemplars: p.GetExemplars()})
+				}
+				for _, p := range m.GetExponentialHistogram().GetDataPoints() {
+					out = append(out, Histogram{Resource: res, Attrs: Attrs(p.GetAttributes()), Unit: m.GetUnit(),
+						Temporality: m.GetExponentialHistogram().GetAggregationTemporality(), Count: p.GetCount(), Sum: p.GetSum(),
+						Exponential: p, Exemplars: p.GetExemplars()})
+				}
+			}
 		}
 	}
 	return out
