@@ -225,8 +225,8 @@ func TestFieldOffsets(t *testing.T) {
 // The offsets table has an entry for every supported client version, on every
 // architecture, and nothing else: `make offsets` regenerates it from ClientVersions.
 func TestOffsetsTableCoversSupportedVersions(t *testing.T) {
-	if !semver.IsValid(ClientVersions[0]) || !slices.IsSortedFunc(ClientVersions, semver.Compare) {
-		t.Fatalf("ClientVersions %v: want semantic versions, oldest first", ClientVersions)
+	if ClientVersions[0] != OldestClient || !slices.IsSortedFunc(ClientVersions, semver.Compare) {
+		t.Fatalf("ClientVersions %v: want semantic versions from OldestClient %s on, oldest first", ClientVersions, OldestClient)
 	}
 	for _, arch := range TableArches {
 		if got, want := strings.Join(TableVersions(arch), " "), strings.Join(ClientVersions, " "); got != want {
@@ -305,6 +305,7 @@ func TestOpenErrors(t *testing.T) {
 	oldGo := "1.16" + goVer[len("1.26"):]
 	tooOld := patched("too-old", stripped, replaceOnce("go"+goVer, "go"+oldGo))
 	unknownVersion := patched("unknown-version", stripped, replaceOnce("v7.10.2", "v7.10.9"))
+	oldClient := patched("old-client", stripped, replaceOnce("v7.10.2", "v6.12.0"))
 	badMajor := patched("bad-major", stripped, replaceOnce("aerospike-client-go/v7\tv7.10.2", "aerospike-client-go/v5\tv5.10.2"))
 	corruptELF := patched("corrupt-elf", hello, func(b []byte) []byte {
 		b[0x28] = 0xff // e_shoff far beyond the file
@@ -325,6 +326,7 @@ func TestOpenErrors(t *testing.T) {
 		{notELF, ErrNotGo, notELF + " is not a Go binary (not an ELF executable): point asobserve at a Go service"},
 		{hello, ErrNoClient, hello + " does not use aerospike-client-go (not in its Go build info): point asobserve at a service built with aerospike-client-go v6, v7 or v8"},
 		{tooOld, ErrGoTooOld, tooOld + " is a Go go" + oldGo + " binary; asobserve needs Go >= 1.17 (register ABI): rebuild the service with a newer Go"},
+		{oldClient, ErrUnsupportedClient, oldClient + " uses aerospike-client-go v6.12.0; asobserve supports v6.13.0 and later (older clients run filtered queries on a per-node executor whose end it cannot see): upgrade the client to v6.13.0 or later"},
 		{badMajor, ErrUnsupportedClient, badMajor + " uses aerospike-client-go v5.10.2 (github.com/aerospike/aerospike-client-go/v5); asobserve supports v6, v7 and v8: upgrade the client"},
 		{corruptELF, ErrCorrupt, corruptELF + ": corrupt ELF (EOF): the file is damaged; rebuild or reinstall it"},
 		{truncatedPclntab, ErrCorrupt, truncatedPclntab + ": corrupt or truncated .gopclntab (function table): the file is damaged; rebuild or reinstall it"},
