@@ -13,6 +13,7 @@ func TestRender(t *testing.T) {
 		{Go: "go1.21", Client: "v8.8.0", Flavour: "plain", Status: "n/a"},
 		{Go: "go1.21", Client: "v8.8.0", Flavour: "pie", Status: "n/a"},
 		{Go: "go1.26", Client: "v7.10.2", Flavour: "plain", Status: "skipped"},
+		{Go: "go1.26", Client: "v7.10.2", Flavour: "pie", Status: "refused", Error: "y"},
 	}}
 	var buf bytes.Buffer
 	if err := render(&buf, r); err != nil {
@@ -22,10 +23,11 @@ func TestRender(t *testing.T) {
 |---|---|---|---|
 | go1.21.13 | v6.16.1 | ✅ 180 ops | ❌ |
 | go1.21.13 | v8.8.0 | n/a | n/a |
-| go1.26 | v7.10.2 | – | – |
+| go1.26 | v7.10.2 | – | refused |
 
-1 cells pass, 1 fail, 2 not applicable (client needs a newer Go); full run on 2026-11-21, 1m15s.
+1 cells pass, 1 fail, 2 not applicable (client needs a newer Go), 1 refused; full run on 2026-11-21, 1m15s.
 ✅ N ops: every operation count per (operation, namespace, set, error_type) equals the target's ground truth.
+refused: the attach refused the build with a one-line error, as designed, because its layout could not be settled exactly.
 `
 	if got := buf.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
