@@ -21,10 +21,10 @@ const execer = `package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	as "github.com/aerospike/aerospike-client-go/v7"
 )
@@ -36,18 +36,24 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
+	start := make(chan os.Signal, 1)
+	signal.Notify(start, syscall.SIGUSR1)
 	fmt.Fprintf(os.Stderr, "workload: ready pid=%d\n", os.Getpid())
-	time.Sleep(3 * time.Second)
-	for i := 0; i < 50; i++ {
+	<-start
+	for i := 0; i < execerPuts; i++ {
 		k, _ := as.NewKey("test", "execs", i)
 		if err := c.Put(nil, k, as.BinMap{"n": i}); err != nil {
 			panic(err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
 	_ = syscall.Exec("/bin/sleep", []string{"sleep", "30"}, os.Environ())
 }
+
+const execerPuts = 50
 `
+
+// execerPuts is what the execer does before it execs.
+const execerPuts = 50
 
 // When the target execs into another program, attach counts what it did before, says
 // so, detaches and exits, leaving no probe on the old executable.
@@ -72,20 +78,44 @@ func TestAttachFollowsExec(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	proc := e2etest.StartCommand(t, exec.Command(target, cluster.Hosts()[0]))
-	agent := exec.Command(bin, "attach", "--pid", fmt.Sprint(proc.PID), "--listen", e2etest.FreeAddr(t), "--admin-listen", "")
-	out, err := agent.CombinedOutput()
-	if err != nil {
-		t.Fatalf("attach: %v\n%s", err, out)
+	// --linger keeps the final counts served after the detach.
+	addr := e2etest.FreeAddr(t)
+	agent := exec.Command(bin, "attach", "--pid", fmt.Sprint(proc.PID), "--listen", addr, "--admin-listen", "", "--linger", "1m")
+	log := &lockedBuffer{}
+	agent.Stdout, agent.Stderr = log, log
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
 	}
-	want := fmt.Sprintf("pid %d exec'd into another program (sleep): detaching", proc.PID)
-	if !strings.Contains(string(out), want) {
-		t.Fatalf("agent output lacks %q:\n%s", want, out)
+	exited := make(chan error, 1)
+	go func() { exited <- agent.Wait() }()
+	t.Cleanup(func() {
+		_ = agent.Process.Kill()
+		<-exited
+	})
+	waitLog := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(log.String(), want) {
+			select {
+			case err := <-exited:
+				exited <- err
+				t.Fatalf("agent exited (%v) before logging %q:\n%s", err, want, log.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent did not log %q within 30s:\n%s", want, log.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for len(e2etest.UprobesOn(t, target, proc.PID)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitLog("serving http://")
+	proc.Go(t)
+	waitLog(fmt.Sprintf("pid %d exec'd into another program (sleep): detaching", proc.PID))
+	waitLog("serving the final metrics")
+	// The detach drained the ring buffer: every put made before the exec is counted.
+	got := e2etest.OpSeries(t, e2etest.Scrape(t, "http://"+addr+"/metrics"), "")
+	e2etest.CompareCounts(t, got, map[e2etest.Key]e2etest.Series{e2etest.K("put", "test", "execs", ""): {Count: execerPuts}})
 	if left := e2etest.UprobesOn(t, target, proc.PID); len(left) != 0 {
-		t.Fatalf("%d uprobes left on %s", len(left), target)
+		t.Fatalf("%d uprobes left on %s after the detach", len(left), target)
 	}
 }

@@ -44,16 +44,24 @@ func TestProfileReportAfterSIGINT(t *testing.T) {
 	wl := e2etest.StartWorkload(t, bin, cluster.Hosts(), "--mix", "get=1,batch_read=1", "--duration", "60s",
 		"--concurrency", "2", "--keys", "60", "--concurrent-nodes", "1")
 	cmd := exec.Command(bin, "profile", "--pid", fmt.Sprint(wl.PID), "--duration", "2m", "--json")
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
+	// exec's copier goroutine writes stderr while the test polls it.
+	var out bytes.Buffer
+	stderr := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = &out, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "probes attached") && time.Now().Before(deadline) {
+	for !strings.Contains(stderr.String(), "probes attached") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("profile did not attach within 30s:\n%s", stderr.String())
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	wl.Go(t)
+	// How long the profile samples, not a wait for something to happen: SIGINT must stop
+	// it mid-run.
 	time.Sleep(3 * time.Second)
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
