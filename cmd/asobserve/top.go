@@ -203,15 +203,24 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// maxHeldLog bounds the log held while the view is shown: a view left open for days
+// must not grow with a log line repeated every second.
+const maxHeldLog = 1 << 20
+
 // lockedBuffer holds log lines written from several goroutines.
 type lockedBuffer struct {
-	mu  sync.Mutex
-	buf []byte
+	mu      sync.Mutex
+	buf     []byte
+	dropped int
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	b.buf = append(b.buf, p...)
+	if len(b.buf)+len(p) > maxHeldLog {
+		b.dropped++
+	} else {
+		b.buf = append(b.buf, p...)
+	}
 	b.mu.Unlock()
 	return len(p), nil
 }
@@ -219,5 +228,8 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 func (b *lockedBuffer) writeTo(w io.Writer) {
 	b.mu.Lock()
 	_, _ = w.Write(b.buf)
+	if b.dropped > 0 {
+		fmt.Fprintf(w, "asobserve: %d more log lines while the view was shown were dropped\n", b.dropped)
+	}
 	b.mu.Unlock()
 }

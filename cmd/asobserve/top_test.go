@@ -196,15 +196,15 @@ func TestTopInATerminal(t *testing.T) {
 	}
 }
 
-// A target that exits while shown: the view says so and keeps its numbers until q; and
-// SIGTERM, like q, restores the terminal.
+// A target that exits while shown, here in `attach --tui`: the view says so and keeps its
+// numbers until q; and SIGTERM, like q, restores the terminal.
 func TestTopKeepsAGoneTargetsNumbers(t *testing.T) {
 	e2etest.RequireRoot(t)
 	bin := e2etest.BuildAsobserve(t)
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
 	wl := startTopWorkload(t, bin, cluster, "--count", "1200")
 	term := newTerminal(t)
-	term.typeLine(fmt.Sprintf("%s top --pid %d --listen %s --admin-listen ''; echo top-exit=$?", bin, wl.PID, e2etest.FreeAddr(t)))
+	term.typeLine(fmt.Sprintf("%s attach --tui --pid %d --listen %s --admin-listen ''; echo top-exit=$?", bin, wl.PID, e2etest.FreeAddr(t)))
 	term.waitFor("the attached view", 60*time.Second, func(s string) bool {
 		return strings.Contains(s, "waiting for operations")
 	})
