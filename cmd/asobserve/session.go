@@ -15,6 +15,7 @@ import (
 	"github.com/asobserve/asobserve/internal/config"
 	"github.com/asobserve/asobserve/internal/httpapi"
 	"github.com/asobserve/asobserve/internal/metrics"
+	"github.com/asobserve/asobserve/internal/otelmetrics"
 	"github.com/asobserve/asobserve/internal/publish"
 	"github.com/asobserve/asobserve/internal/rolling"
 	"github.com/asobserve/asobserve/internal/snapshot"
@@ -32,6 +33,7 @@ type session struct {
 	roll   *rolling.Rolling
 	pub    *publish.Publisher
 	spans  *spanfeed.Feed
+	otlp   *otelmetrics.Exporter // nil unless OTEL_METRICS_EXPORTER lists otlp or console
 }
 
 // startSession binds the listeners first (a port conflict must fail before anything is
@@ -69,6 +71,14 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 		}
 		opts.Observers = append(opts.Observers, spans)
 		opts.Tracing = true // server.address, server.port and parents from the target's own spans
+		if spans.Enabled() {
+			rec.LinkSpans(spans.SpanOf)
+		}
+	}
+	otlp, err := startMetricExport(cfg, rec, spans, logger)
+	if err != nil {
+		closeListeners()
+		return nil, err
 	}
 	opts.RingBufferSize = cfg.Size(config.RingbufSize)
 	opts.Stages = cfg.Bool(config.Stages)
@@ -80,7 +90,7 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 		closeListeners()
 		return nil, err
 	}
-	s := &session{rec: rec, agent: agent, done: make(chan error, 1), logger: logger, spans: spans}
+	s := &session{rec: rec, agent: agent, done: make(chan error, 1), logger: logger, spans: spans, otlp: otlp}
 	s.roll = rolling.New(rolling.Options{Windows: cfg.RollingWindows()})
 	rec.AddObserver(s.roll)
 	src := snapshot.Source{Registry: rec.Registry, Rolling: s.roll,
@@ -126,11 +136,33 @@ func (s *session) close() {
 		s.logger.Printf("closing: %v", err)
 	}
 	<-s.done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if s.spans != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		_ = s.spans.Shutdown(ctx)
 	}
+	if s.otlp != nil {
+		_ = s.otlp.Shutdown(ctx) // a failed final export is counted and was warned about
+	}
+}
+
+// startMetricExport starts the OTLP/console metric export that OTEL_METRICS_EXPORTER asks
+// for, next to /metrics; exemplars name the spans when tracing is on.
+func startMetricExport(cfg *config.Config, rec *metrics.Recorder, spans *spanfeed.Feed, logger *log.Logger) (*otelmetrics.Exporter, error) {
+	o := otelmetrics.FromConfig(cfg)
+	if len(o.Exporters) == 0 {
+		return nil, nil
+	}
+	o.Describe, o.Registerer, o.Logf = spanfeed.DescribeProcess, rec.Registry, logger.Printf
+	if spans != nil && spans.Enabled() {
+		o.SpanOf = spans.SpanOf
+	}
+	exp, err := otelmetrics.New(o)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	rec.AddObserver(exp)
+	return exp, nil
 }
 
 func (s *session) logAttached(t *attach.Target) {
