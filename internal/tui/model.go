@@ -33,7 +33,8 @@ type Frame struct {
 }
 
 // Source feeds the view. Frame is called once per refresh, on the program's goroutine;
-// SetStages attaches or detaches the stage probes and may take a while.
+// SetStages attaches or detaches the stage probes and, as that may take a while, runs on a
+// goroutine of its own, concurrently with Frame.
 type Source interface {
 	Frame() Frame
 	SetStages(on bool) error
