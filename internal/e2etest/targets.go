@@ -75,10 +75,10 @@ func BuildTarget(t testing.TB, b TargetBuild) (string, error) {
 		dir = shared
 	}
 	out := filepath.Join(dir, "target-"+b.Client+"-"+key)
+	defer os.RemoveAll(src + "-build")
 	if err := buildOnce(dir, out, func(tmp string) error { return b.Make(root, src+"-build", tmp) }); err != nil {
 		return "", err
 	}
-	os.RemoveAll(src + "-build")
 	targetCache[key] = out
 	return out, nil
 }
