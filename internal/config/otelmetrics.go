@@ -111,3 +111,7 @@ func oneOf(values ...string) func(string) error {
 		return fmt.Errorf("must be one of %s", shown)
 	}
 }
+
+// MetricExport declares the metric export settings alone, for the in-process wrapper,
+// which reads no other agent setting.
+var MetricExport = NewSet(metricSettings...)
