@@ -15,13 +15,16 @@ import (
 	"golang.org/x/mod/semver"
 )
 
-// The accessor fixtures are real builds' code of (*Key).Namespace: the field is at 0.
+// The accessor fixtures are real builds' code of (*Key).Namespace, whose field is at 0,
+// and of (*AerospikeError).resultCode, whose field is at 40; Put is no accessor.
 func TestReceiverLoadOfFixtures(t *testing.T) {
 	for _, arch := range []string{"amd64", "arm64"} {
-		code, err := os.ReadFile("testdata/" + arch + "_key_namespace.bin")
-		must(t, err)
-		if off, ok := receiverLoad(arch, code); !ok || off != 0 {
-			t.Errorf("%s (*Key).Namespace: receiverLoad = %d, %v; want 0, true", arch, off, ok)
+		for fixture, want := range map[string]int64{"key_namespace": 0, "error_resultcode": 40} {
+			code, err := os.ReadFile("testdata/" + arch + "_" + fixture + ".bin")
+			must(t, err)
+			if off, ok := receiverLoad(arch, code); !ok || off != want {
+				t.Errorf("%s %s: receiverLoad = %d, %v; want %d, true", arch, fixture, off, ok, want)
+			}
 		}
 		put, err := os.ReadFile("testdata/" + arch + "_client_put.bin")
 		must(t, err)

@@ -33,6 +33,8 @@ var fixtureFuncs = []struct {
 	{"arm64_key_namespace", "(*Key).Namespace", tARM64},
 	{"amd64_client_put", "(*Client).Put", tPlain},
 	{"amd64_key_namespace", "(*Key).Namespace", tPlain},
+	{"arm64_error_resultcode", "(*AerospikeError).resultCode", tARM64},
+	{"amd64_error_resultcode", "(*AerospikeError).resultCode", tPlain},
 }
 
 func TestUpdateFixtures(t *testing.T) {
@@ -94,7 +96,7 @@ func loadFixture(t testing.TB, name string) (fixture, []byte) {
 func TestScanFixtures(t *testing.T) {
 	wantRets := map[string]int{
 		"arm64_client_put": 2, "arm64_client_isconnected": 1, "arm64_key_namespace": 1,
-		"amd64_client_put": 2, "amd64_key_namespace": 1,
+		"amd64_client_put": 2, "amd64_key_namespace": 1, "arm64_error_resultcode": 1, "amd64_error_resultcode": 1,
 	}
 	for _, ff := range fixtureFuncs {
 		t.Run(ff.file, func(t *testing.T) {
