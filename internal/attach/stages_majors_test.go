@@ -27,7 +27,7 @@ import (
 // each makes exactly one attempt (no faults, no retries), so every per-attempt stage is
 // counted exactly once per operation.
 var singleRecordOps = []string{semconv.OpPut, semconv.OpGet, semconv.OpSelect, semconv.OpExists, semconv.OpRemove,
-	semconv.OpTouch, semconv.OpAppend, semconv.OpPrepend, semconv.OpIncrement, semconv.OpOperate}
+	semconv.OpTouch, semconv.OpAppend, semconv.OpPrepend, semconv.OpIncrement, semconv.OpOperate, semconv.OpExecute}
 
 // mayNameANode are the ops of each major's target that send a command of their own on
 // the caller's goroutine besides the ones that split by node.
