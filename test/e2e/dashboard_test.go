@@ -25,8 +25,9 @@ type panel struct {
 }
 
 type target struct {
-	Expr  string `json:"expr"`
-	RefID string `json:"refId"`
+	Expr     string `json:"expr"`
+	RefID    string `json:"refId"`
+	Exemplar bool   `json:"exemplar"` // Grafana also asks /api/v1/query_exemplars
 }
 
 // grafanaVars are what Grafana substitutes before sending a panel's query: the built-in
