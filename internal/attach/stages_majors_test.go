@@ -41,8 +41,9 @@ var perAttemptStages = []string{semconv.StageConnAcquire, semconv.StageIO, semco
 
 // The stage breakdown and the node each op was sent to are the same for every client
 // major: the matrix target of each runs every method asobserve counts (-every-method)
-// against 3 nodes with 2 ms of server latency, profiled with stages on. The builds differ as the matrix diagonal's do: a
-// stripped v6 from the oldest toolchain (struct offsets from the table), a PIE v7, a v8.
+// against 3 nodes with 2 ms of server latency, profiled with stages on. The builds differ
+// as the matrix diagonal's do: a stripped v6 from the oldest toolchain (struct offsets
+// from the table), a PIE v7, a v8.
 func TestStagesPerClientMajor(t *testing.T) {
 	e2etest.RequireRoot(t)
 	t.Cleanup(e2etest.RemoveTargets)
@@ -137,8 +138,9 @@ func checkStagesForClient(t *testing.T, build e2etest.TargetBuild) {
 		}
 	}
 	// A scan or query sends one command to each of the 3 nodes, a node-scoped one to its
-	// node. Each command reads its answer once; it may take more than one connection and
-	// attempt (the object forms sometimes do, before any I/O), never fewer.
+	// node. Each command reads its answer once (io, parse: exact). Connections and attempts
+	// may be more, never fewer: with -every-method's mix, scans see about one extra per
+	// round, taken before any I/O, whichever scan methods run (not from the object forms).
 	for _, op := range []string{semconv.OpScan, semconv.OpQuery} {
 		commands := 3*opCount[op] - 2*uint64(truth.NodeScoped[op])
 		for _, stage := range perAttemptStages {
