@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin/asobserve
 PKGS      := ./...
-DEBS      := clang llvm libbpf-dev bpftool redis-server prometheus iproute2 util-linux libcap2-bin tmux
+DEBS      := clang llvm libbpf-dev bpftool redis-server prometheus iproute2 util-linux libcap2-bin gcc tmux
 export GOFLAGS := -buildvcs=false
 # The test binaries of one run share their target builds (internal/e2etest).
 export ASOBSERVE_TARGET_CACHE := $(CURDIR)/bin/targets
@@ -23,7 +23,7 @@ export KUBECONFORM_SCHEMAS := $(K8S_SCHEMAS)/{{ .NormalizedKubernetesVersion }}-
 offsets:
 	$(GO) run ./tools/genoffsets
 
-.PHONY: all build generate check-generate deps test unit demo e2e bench matrix offsets vet lint cross clean kubeconform k8s-tools
+.PHONY: all build generate check-generate deps test unit demo e2e bench matrix soak offsets vet lint cross clean kubeconform k8s-tools
 
 all: build
 
@@ -84,9 +84,24 @@ vet:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
+# Every package runs under the race detector but internal/attach, whose load tests (1M
+# probed calls, a ring buffer filled on purpose) measure how fast the in-process agent
+# drains records, which -race slows several times; the soak (internal/soak) runs that
+# agent, pipeline and observers under -race instead.
+RACE_PKGS = $(shell $(GO) list $(PKGS) | grep -v '/internal/attach$$')
+
 test: deps k8s-tools build vet cross
 	cd tools/k8sschemas && $(GO) test -count=1 ./...
-	$(GO) test -count=1 -timeout 25m $(PKGS)
+	$(GO) test -race -count=1 -timeout 25m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 25m ./internal/attach/
+
+# The daemon for months, compressed: 1,000 short-lived client processes through discovery,
+# the agent with stages and tracing, and Redis publishing, then exact counts and every
+# per-process resource back to its baseline (internal/soak; `make test` runs 60). Writes
+# bench/soak.md. Needs root.
+soak: deps
+	ASOBSERVE_SOAK_PROCESSES=1000 ASOBSERVE_SOAK_REPORT=$(CURDIR)/bench/soak.md \
+		$(GO) test -race -count=1 -timeout 90m -v -run 'TestSoak$$' ./internal/soak/
 
 # The demo needs root for eBPF; as another user it re-runs itself with sudo when it can.
 # On a terminal it is the live view (`asobserve top`) until DURATION; piped, it prints lines.
