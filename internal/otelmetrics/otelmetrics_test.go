@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/trace"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 
@@ -361,5 +362,62 @@ func TestFlappingEndpointRecoversWithExactCounts(t *testing.T) {
 	}
 	if n := logs.count("warning: exporting metrics"); n != 2 {
 		t.Errorf("%d warnings for 2 outages, want 2", n)
+	}
+}
+
+func TestHTTPProtobufExport(t *testing.T) {
+	recv := otlptest.Start(t)
+	e, err := New(Options{Exporters: []string{config.ExporterOTLP}, Protocol: config.ProtocolHTTP, Interval: time.Hour,
+		Endpoint: "http://" + recv.HTTPAddr + "/v1/metrics", Describe: describe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &observe.Target{PID: 3}
+	for range 4 {
+		e.Op(tg, observe.Op{Name: "put", Namespace: "test", End: int64(time.Millisecond)})
+	}
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	points := recv.Histograms(OperationInstrument)
+	if len(points) != 1 || points[0].Count != 4 || points[0].Attrs[AttrOperation] != "PUT" {
+		t.Fatalf("over http/protobuf: %+v, want one PUT point of 4", points)
+	}
+}
+
+func TestConsoleExport(t *testing.T) {
+	var out strings.Builder
+	e, err := New(Options{Exporters: []string{config.ExporterConsole}, Interval: time.Hour, Console: &out, Describe: describe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Op(&observe.Target{PID: 3}, observe.Op{Name: "get", Namespace: "test", End: int64(time.Millisecond)})
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"Name":"db.client.operation.duration"`, `"Unit":"s"`, `"Count":1`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("console output lacks %s:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	b := config.MetricExport.Bind(fs)
+	env := map[string]string{"OTEL_METRICS_EXPORTER": "prometheus,console,otlp", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "https://c:4317",
+		"OTEL_METRIC_EXPORT_INTERVAL": "1500", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"}
+	b.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := b.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := FromConfig(cfg)
+	if fmt.Sprint(o.Exporters) != "[console otlp]" || !o.EndpointFromEnv || o.Interval != 1500*time.Millisecond ||
+		o.Temporality != config.TemporalityDelta || o.Histograms != config.HistogramExplicit || o.Protocol != config.ProtocolGRPC {
+		t.Errorf("options %+v", o)
+	}
+	if _, err := New(Options{}); err == nil {
+		t.Error("New without exporters succeeded")
 	}
 }

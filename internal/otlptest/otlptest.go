@@ -3,7 +3,9 @@ package otlptest
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Span is one received span with its resource attributes.
@@ -27,11 +30,14 @@ type Span struct {
 // Attr returns a span attribute as a string ("" if absent).
 func (s Span) Attr(key string) string { return Attrs(s.GetAttributes())[key] }
 
-// Receiver collects every exported span.
+// Receiver collects every exported span (OTLP/gRPC) and metric (OTLP/gRPC and
+// OTLP/HTTP protobuf).
 type Receiver struct {
 	collectortrace.UnimplementedTraceServiceServer
 	Addr string
-	srv  *grpc.Server
+	// HTTPAddr serves POST /v1/metrics (http/protobuf).
+	HTTPAddr string
+	srv      *grpc.Server
 
 	mu    sync.Mutex
 	spans []Span
@@ -54,7 +60,36 @@ func Start(tb testing.TB) *Receiver {
 	collectormetrics.RegisterMetricsServiceServer(r.srv, metricsService{r: r})
 	go func() { _ = r.srv.Serve(lis) }()
 	tb.Cleanup(r.srv.Stop)
+	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.HTTPAddr = httpLis.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/metrics", r.serveHTTPMetrics)
+	hs := &http.Server{Handler: mux}
+	go func() { _ = hs.Serve(httpLis) }()
+	tb.Cleanup(func() { _ = hs.Close() })
 	return r
+}
+
+func (r *Receiver) serveHTTPMetrics(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	var msg collectormetrics.ExportMetricsServiceRequest
+	if err == nil {
+		err = proto.Unmarshal(body, &msg)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if _, err := (metricsService{r: r}).Export(req.Context(), &msg); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	out, _ := proto.Marshal(&collectormetrics.ExportMetricsServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
 }
 
 // Export implements the OTLP trace service.
