@@ -169,19 +169,19 @@ func TestStageToggleUnderLoad(t *testing.T) {
 			pid = tg.PID
 		}
 		offCount = a.StageProbeCount()
-		time.Sleep(300 * time.Millisecond)
+		waitRecords(t, a, 200)
 		if err := a.SetStages(true); err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
 		onCount = a.StageProbeCount()
-		time.Sleep(300 * time.Millisecond)
+		waitRecords(t, a, 200)
 		if err := a.SetStages(false); err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
 		offAgain = a.StageProbeCount()
-		time.Sleep(300 * time.Millisecond)
+		waitRecords(t, a, 200)
 		if err := a.SetStages(true); err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
 	}
 	rec, _, got, want := observeWith(t, bin, cluster, []testserver.Fault{rtt}, attach.Options{}, during,
@@ -206,11 +206,16 @@ func TestStagesOffMeansNoStageProbes(t *testing.T) {
 	during := func(a *attach.Agent, rec *metrics.Recorder) {
 		pid := a.Targets()[0].PID
 		opOnly = len(e2etest.UprobesOn(t, bin, pid))
-		time.Sleep(500 * time.Millisecond)
+		// Operations flow with profiling off (a third of the run) before the check.
+		waitRecords(t, a, 500)
 		seriesWhileOff = len(e2etest.StageSeries(t, rec.Registry))
-		_ = a.SetStages(true)
+		if err := a.SetStages(true); err != nil {
+			t.Fatal(err)
+		}
 		withStages = len(e2etest.UprobesOn(t, bin, pid))
-		_ = a.SetStages(false)
+		if err := a.SetStages(false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_, _, got, want := observeWith(t, bin, cluster, []testserver.Fault{rtt}, attach.Options{}, during, "--count", "1500", "--concurrency", "2", "--keys", "50", "--rate", "1000")
 	e2etest.CompareCounts(t, got, want)
@@ -220,5 +225,29 @@ func TestStagesOffMeansNoStageProbes(t *testing.T) {
 	t.Logf("kernel-side uprobe links on the target: %d with stages off, %d with stages on", opOnly, withStages)
 	if withStages <= opOnly {
 		t.Fatalf("stage probes not visible from the kernel: off=%d on=%d", opOnly, withStages)
+	}
+}
+
+// waitRecords waits until the agent has read n more ring-buffer records than when called:
+// the target ran that much in the current state.
+func waitRecords(t *testing.T, a *attach.Agent, n uint64) {
+	t.Helper()
+	_, _, from, err := a.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, _, got, err := a.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got >= from+n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent read %d records in 20s, want %d", got-from, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
