@@ -34,6 +34,14 @@ func runInprocDemo(listen string, duration time.Duration, out io.Writer) error {
 		return err
 	}
 	defer inproc.StopMetricsServer()
+	if err := inproc.InitMetricsExport(); err != nil { // OTEL_METRICS_EXPORTER=otlp, as the agent
+		return usageError{err}
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = inproc.ShutdownMetricsExport(flush)
+	}()
 	fmt.Fprintf(out, "metrics: http://%s/metrics   (in-process mode)\n\n", inproc.MetricsServerAddr())
 	cluster.SetFaults([]testserver.Fault{{Set: "sessions", Command: "read", Latency: 2 * time.Millisecond}})
 
