@@ -86,11 +86,17 @@ func TestOTLPMetricsAndExemplarsMatchGroundTruth(t *testing.T) {
 			}
 		}
 	}
-	exemplar := regexp.MustCompile(`(?m)^db_client_operation_duration_seconds_bucket\{.*db_operation_name="([a-z_]+)".*\} \d+ # \{trace_id="([0-9a-f]{32})",span_id="([0-9a-f]{16})"\}`)
+	exemplar := regexp.MustCompile(`(?m)^db_client_operation_duration_seconds_bucket\{.*db_operation_name="([a-z_]+)".*\} \d+ # \{([^}]*)\}`)
+	exemplarLabel := regexp.MustCompile(`(trace_id|span_id)="([0-9a-f]+)"`) // in either order
 	matches := exemplar.FindAllStringSubmatch(om, -1)
 	for _, m := range matches {
-		if op, ok := spanOp[m[2]+"/"+m[3]]; !ok || op != strings.ToUpper(m[1]) {
-			t.Fatalf("/metrics exemplar %s/%s of %s: the receiver has it as a span of %q", m[2], m[3], m[1], op)
+		ids := map[string]string{}
+		for _, l := range exemplarLabel.FindAllStringSubmatch(m[2], -1) {
+			ids[l[1]] = l[2]
+		}
+		id := ids["trace_id"] + "/" + ids["span_id"]
+		if op, ok := spanOp[id]; !ok || op != strings.ToUpper(m[1]) {
+			t.Fatalf("/metrics exemplar {%s} of %s: the receiver has it as a span of %q", m[2], m[1], op)
 		}
 	}
 	if otlpExemplars == 0 || len(matches) == 0 {

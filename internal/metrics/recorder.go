@@ -163,6 +163,11 @@ func New(o Options) *Recorder {
 	return r
 }
 
+// spanFor asks spanOf about a copy of op, which escapes; only an open exemplar gate pays it.
+func (r *Recorder) spanFor(t *observe.Target, op observe.Op) trace.SpanContext {
+	return r.spanOf(t, &op)
+}
+
 // LinkSpans makes every operation with a sampled span carry an exemplar naming that span.
 // Call it before the first event.
 func (r *Recorder) LinkSpans(spanOf SpanOf) { r.spanOf = spanOf }
@@ -213,20 +218,22 @@ func (r *Recorder) Op(t *observe.Target, op observe.Op) {
 	}
 	var series *opSeries
 	series, op.Set = r.opSeries(t.Identity, op.Name, op.Namespace, op.Set, op.ErrorType)
-	if r.spanOf == nil || !r.observeWithExemplar(series, t, &op) {
+	if r.spanOf == nil || !r.observeWithExemplar(series, t, op) {
 		series.obs.Observe(op.Duration().Seconds())
 	}
 	r.Relay(t, op)
 }
 
-func (r *Recorder) observeWithExemplar(series *opSeries, t *observe.Target, op *observe.Op) bool {
+// observeWithExemplar takes op by value: a pointer would make every Op's event escape to
+// the heap, with tracing off too.
+func (r *Recorder) observeWithExemplar(series *opSeries, t *observe.Target, op observe.Op) bool {
 	v := op.Duration().Seconds()
 	gate := &series.nextExemplar[sort.SearchFloat64s(semconv.OperationBuckets, v)]
 	next := gate.Load()
 	if op.End < next {
 		return false
 	}
-	sc := r.spanOf(t, op)
+	sc := r.spanFor(t, op)
 	if !sc.IsSampled() || !gate.CompareAndSwap(next, op.End+int64(ExemplarInterval)) {
 		return false
 	}
