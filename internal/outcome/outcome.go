@@ -7,6 +7,9 @@ package outcome
 
 import "strings"
 
+// The code names are those of every supported major's result_code.go.
+//go:generate go run ../../tools/genoutcome -o codes_gen.go github.com/aerospike/aerospike-client-go/v6@v6.16.1 github.com/aerospike/aerospike-client-go/v7@v7.10.2 github.com/aerospike/aerospike-client-go/v8@v8.8.0
+
 // Result codes that the classification depends on (types.ResultCode values).
 const (
 	OK                 = 0

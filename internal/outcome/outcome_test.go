@@ -25,6 +25,8 @@ func TestErrorType(t *testing.T) {
 		{"put", true, 1, "ServerError"},
 		{"put", true, 9999, "ResultCode9999"},
 		{"put", true, -99, "ResultCodeMinus99"},
+		{"commit", true, -22, "TxnFailed"}, // v8's transaction codes are named too
+		{"commit", true, 121, "MrtVersionMismatch"},
 	}
 	for _, c := range cases {
 		if got := ErrorType(c.op, c.failed, c.code); got != c.want {
