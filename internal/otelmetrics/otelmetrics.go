@@ -96,11 +96,15 @@ type Options struct {
 }
 
 // FromConfig fills the options OTEL_* variables decide; it returns no exporters when
-// OTEL_METRICS_EXPORTER lists neither otlp nor console.
+// OTEL_METRICS_EXPORTER lists neither otlp nor console, or OTEL_SDK_DISABLED=true (which
+// turns every OpenTelemetry signal off, spans too).
 func FromConfig(cfg *config.Config) Options {
 	o := Options{Protocol: cfg.MetricsProtocol(), Interval: cfg.MetricExportEvery(),
 		Temporality: cfg.String(config.OTLPMetricsTemporal), Histograms: cfg.String(config.OTLPMetricsHistograms),
 		EndpointFromEnv: cfg.String(config.OTLPEndpoint) != "" || cfg.String(config.OTLPMetricsEndpoint) != ""}
+	if strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true") {
+		return o
+	}
 	for _, e := range cfg.MetricExporters() {
 		if e == config.ExporterOTLP || e == config.ExporterConsole {
 			o.Exporters = append(o.Exporters, e)

@@ -417,6 +417,10 @@ func TestFromConfig(t *testing.T) {
 		o.Temporality != config.TemporalityDelta || o.Histograms != config.HistogramExplicit || o.Protocol != config.ProtocolGRPC {
 		t.Errorf("options %+v", o)
 	}
+	t.Setenv("OTEL_SDK_DISABLED", "true")
+	if o := FromConfig(cfg); len(o.Exporters) != 0 {
+		t.Errorf("exporters %v with OTEL_SDK_DISABLED=true", o.Exporters)
+	}
 	if _, err := New(Options{}); err == nil {
 		t.Error("New without exporters succeeded")
 	}
