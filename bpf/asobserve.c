@@ -79,13 +79,13 @@ static __always_inline int handle_entry(struct pt_regs *ctx)
 	return 0;
 }
 
+// Returns need no pid filter: every state a return reads, its process's entry probes made
+// while it was watched, and the agent deletes a process's state when it stops watching it
+// (releaseProcessState). Only span starts make state at a return, and filter there.
 static __always_inline int handle_return(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct target *tgt = watched(tgid);
-	if (!tgt)
-		return 0;
 	struct regs R = {};
 	load_regs(ctx, &R);
 	R.cookie = bpf_get_attach_cookie(ctx);
@@ -107,7 +107,8 @@ static __always_inline int handle_return(struct pt_regs *ctx)
 		link_return(&R, &k);
 		return 0;
 	case KIND_SPAN_START:
-		span_start(&R, r, &k);
+		if (watched(tgid))
+			span_start(&R, r, &k);
 		return 0;
 	case KIND_SPAWN:
 		spawn_return(&R, &k);

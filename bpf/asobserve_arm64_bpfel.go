@@ -174,9 +174,10 @@ type AsobserveRow struct {
 type AsobserveRowFlags uint32
 
 const (
-	AsobserveRowFlagsFLAG_CORR         AsobserveRowFlags = 1
-	AsobserveRowFlagsFLAG_SPAWN_AT_RET AsobserveRowFlags = 2
-	AsobserveRowFlagsFLAG_NODE         AsobserveRowFlags = 4
+	AsobserveRowFlagsFLAG_CORR          AsobserveRowFlags = 1
+	AsobserveRowFlagsFLAG_SPAWN_AT_RET  AsobserveRowFlags = 2
+	AsobserveRowFlagsFLAG_NODE          AsobserveRowFlags = 4
+	AsobserveRowFlagsFLAG_NESTED_CALLEE AsobserveRowFlags = 8
 )
 
 type AsobserveRowKind uint32
@@ -285,7 +286,7 @@ const (
 	AsobserveProgProbeReturn      = "probe_return"
 	AsobserveProgProbeReturnMulti = "probe_return_multi"
 	AsobserveVarUnusedContract    = "unused_contract"
-	AsobserveVarWakeupBytes       = "wakeup_bytes"
+	AsobserveVarWakeupEvery       = "wakeup_every"
 )
 
 // LoadAsobserve returns the embedded CollectionSpec for Asobserve.
@@ -366,7 +367,7 @@ type AsobserveMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveVariableSpecs struct {
 	UnusedContract *ebpf.VariableSpec `ebpf:"unused_contract"`
-	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WakeupEvery    *ebpf.VariableSpec `ebpf:"wakeup_every"`
 }
 
 // AsobserveObjects contains all objects after they have been loaded into the kernel.
@@ -435,7 +436,7 @@ func (m *AsobserveMaps) Close() error {
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobserveVariables struct {
 	UnusedContract *ebpf.Variable `ebpf:"unused_contract"`
-	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WakeupEvery    *ebpf.Variable `ebpf:"wakeup_every"`
 }
 
 // AsobservePrograms contains all programs after they have been loaded into the kernel.

@@ -22,8 +22,10 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+// Per-CPU operation counters: an id is a CPU's count and the CPU, so no two CPUs ever
+// contend for one counter.
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -131,30 +133,34 @@ struct {
 	__type(value, __u64);
 } spawns SEC(".maps");
 
-// Waking the agent for every record costs the target a wakeup per operation. Records are
-// submitted without a wakeup until this many bytes wait; the agent also polls on a short
-// timer. Set by the agent at load time (a fraction of the ring size).
-volatile const __u64 wakeup_bytes = 1 << 20;
+// Waking the agent for every record costs the target a wakeup per operation. Each CPU
+// submits without a wakeup but every this many records it produces; the agent sets it at
+// load time so that all CPUs together leave at most a fraction of the ring unannounced,
+// and it also polls on a short timer. Counting the records the CPU already counts costs
+// nothing, where asking the ring how full it is costs a helper call per record.
+volatile const __u64 wakeup_every = 1024;
 
-static __always_inline void submit(void *rec)
+// counter returns this CPU's counters[idx].
+static __always_inline __u64 *counter(__u32 idx)
 {
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(rec, flags);
+	return bpf_map_lookup_elem(&counters, &idx);
 }
 
-static __always_inline void count(__u32 idx)
+// reserve takes a record from the ring, counting it produced, or lost if the ring is full.
+// *wake says whether its submit should wake the agent.
+static __always_inline void *reserve(__u64 size, __u64 *wake)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-	if (v)
-		*v += 1;
-}
-
-static __always_inline void *reserve(__u64 size)
-{
-	count(0);
+	__u64 *produced = counter(0);
+	__u64 n = 0;
+	if (produced)
+		n = ++*produced;
+	*wake = n % wakeup_every == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	void *p = bpf_ringbuf_reserve(&events, size, 0);
-	if (!p)
-		count(1);
+	if (!p) {
+		__u64 *lost = counter(1);
+		if (lost)
+			*lost += 1;
+	}
 	return p;
 }
 
@@ -169,11 +175,13 @@ static __always_inline struct target *watched(__u32 tgid)
 	return bpf_map_lookup_elem(&pids, &tgid);
 }
 
+// next_op_id is unique within the agent and never 0: a CPU's own count above, the CPU
+// below (a program runs on one CPU from start to end, so the count needs no atomics).
 static __always_inline __u64 next_op_id(void)
 {
 	__u32 zero = 0;
 	__u64 *v = bpf_map_lookup_elem(&seq, &zero);
 	if (!v)
 		return 0;
-	return __sync_fetch_and_add(v, 1) + 1;
+	return (++*v << 16) | (bpf_get_smp_processor_id() & 0xffff);
 }

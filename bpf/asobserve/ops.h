@@ -66,13 +66,19 @@ static __always_inline void locate(struct regs *ctx, struct row *r, struct op_st
 	}
 	if (!obj)
 		return;
-	__u64 hdr[2] = {};
-	bpf_probe_read_user(hdr, sizeof(hdr), (void *)(obj + r->off_ns));
+	// Reads of target memory are the programs' dearest calls: the set's string header
+	// mostly follows the namespace's (Key, Statement), and then one read takes both.
+	__u64 hdr[4] = {};
+	if (r->off_set == r->off_ns + 16) {
+		bpf_probe_read_user(hdr, sizeof(hdr), (void *)(obj + r->off_ns));
+	} else {
+		bpf_probe_read_user(hdr, 16, (void *)(obj + r->off_ns));
+		bpf_probe_read_user(&hdr[2], 16, (void *)(obj + r->off_set));
+	}
 	st->ns_ptr = hdr[0];
 	st->ns_len = hdr[1];
-	bpf_probe_read_user(hdr, sizeof(hdr), (void *)(obj + r->off_set));
-	st->set_ptr = hdr[0];
-	st->set_len = hdr[1];
+	st->set_ptr = hdr[2];
+	st->set_len = hdr[3];
 }
 
 // read_error fills code/cause from the Error interface starting at word err_word.
@@ -99,7 +105,8 @@ static __always_inline void read_error(struct regs *ctx, struct row *r, struct o
 
 static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 {
-	struct event_op *ev = reserve(sizeof(*ev));
+	__u64 wake;
+	struct event_op *ev = reserve(sizeof(*ev), &wake);
 	if (!ev)
 		return;
 	ev->type = EVENT_OP;
@@ -128,19 +135,16 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	ev->set_len = 0;
 	if (st->set_ptr && m > 0 && bpf_probe_read_user(ev->set, m & (SET_MAX - 1), (void *)st->set_ptr) == 0)
 		ev->set_len = m;
-	submit(ev);
+	bpf_ringbuf_submit(ev, wake);
 }
 
 static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey *k, struct target *t, __u64 now)
 {
-	if (called_from_client(ctx, t))
+	// Only the operations nested callers call can be called by one; the check reads
+	// target memory, so the others skip it.
+	if ((r->flags & FLAG_NESTED_CALLEE) && called_from_client(ctx, t))
 		return 0;
 	__u64 depth = frame_depth(ctx);
-	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
-	// A deeper frame of a live op on this goroutine is a nested call (Operate -> operate):
-	// it belongs to the outer op. Older entries are leftovers of a panic.
-	if (cur && depth > cur->depth && now - cur->start < STALE_NS)
-		return 0;
 
 	struct op_state st = {};
 	st.op_id = next_op_id();
@@ -155,15 +159,22 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 			st.parent = live->sc[(live->depth - 1) & (SPAN_DEPTH - 1)];
 	}
 	locate(ctx, r, &st);
-	if (r->flags & FLAG_CORR) {
+	if (r->flags & FLAG_CORR)
 		st.corr = go_word(ctx, r->loc_word);
-		if (st.corr) {
-			struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
-			struct owner own = {.op_id = st.op_id, .row = st.row, .alt = st.alt};
-			bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
-		}
+	// Mostly no op is live on this goroutine and the insert is all it takes. Otherwise a
+	// deeper frame of a live op is a nested call (Operate -> operate): it belongs to the
+	// outer op. Older entries are leftovers of a panic.
+	if (bpf_map_update_elem(&inflight, k, &st, BPF_NOEXIST) != 0) {
+		struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
+		if (cur && depth > cur->depth && now - cur->start < STALE_NS)
+			return 0;
+		bpf_map_update_elem(&inflight, k, &st, BPF_ANY);
 	}
-	bpf_map_update_elem(&inflight, k, &st, BPF_ANY);
+	if (st.corr) {
+		struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
+		struct owner own = {.op_id = st.op_id, .row = st.row, .alt = st.alt};
+		bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
+	}
 	return 0;
 }
 

@@ -8,7 +8,8 @@
 
 static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own, __u64 start, __u64 end)
 {
-	struct event_stage *ev = reserve(sizeof(*ev));
+	__u64 wake;
+	struct event_stage *ev = reserve(sizeof(*ev), &wake);
 	if (!ev)
 		return;
 	ev->type = EVENT_STAGE;
@@ -19,7 +20,7 @@ static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own
 	ev->op_id = own->op_id;
 	ev->start = start;
 	ev->end = end;
-	submit(ev);
+	bpf_ringbuf_submit(ev, wake);
 }
 
 // owner_of finds the operation a goroutine is working for: its own op, or the batch op

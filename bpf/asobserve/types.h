@@ -58,6 +58,7 @@ enum row_flags {
 	FLAG_CORR = 1,        // register the slice data pointer so worker goroutines find the op
 	FLAG_SPAWN_AT_RET = 2, // the stage's return marks a worker spawn (schedule_delay start)
 	FLAG_NODE = 4,         // note the connection's node for the op (server.address)
+	FLAG_NESTED_CALLEE = 8, // nested callers call it: its entry checks who called it
 };
 
 enum event_type {

@@ -7,10 +7,12 @@
 package attach
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -151,7 +153,7 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("loading embedded BPF spec: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBufferSize)
-	if err := spec.Variables["wakeup_bytes"].Set(uint64(opts.RingBufferSize / 8)); err != nil {
+	if err := spec.Variables["wakeup_every"].Set(wakeupEvery(opts.RingBufferSize)); err != nil {
 		return nil, fmt.Errorf("configuring BPF: %w", err)
 	}
 	a := &Agent{rec: rec, opts: opts, exes: map[exeKey]*exeProbes{}, stages: opts.Stages}
@@ -299,6 +301,16 @@ func (a *Agent) Detach(pid int) error {
 		delete(a.exes, t.exe.key)
 	}
 	return nil
+}
+
+// wakeupEvery is how many records each CPU submits per wakeup of the agent: all CPUs
+// together leave at most an eighth of the ring unannounced.
+func wakeupEvery(ringSize int) uint64 {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil || cpus < 1 {
+		cpus = runtime.NumCPU()
+	}
+	return max(1, uint64(ringSize/8/cpus/binary.Size(bpf.AsobserveEventOp{})))
 }
 
 func exeKeyOf(pid int) (exeKey, error) {

@@ -42,6 +42,9 @@ func rowConfig(p probes.Probe, offs *fieldOffsets, spanCtx int32) (bpf.Asobserve
 	if p.IsStage() {
 		cfg.Stage = uint8(p.Stage)
 	}
+	if p.NestedCallee() {
+		cfg.Flags |= uint8(probes.FlagNestedCallee)
+	}
 	slots := map[probes.Field]*int32{
 		probes.KeyNamespace: &cfg.OffNs, probes.KeySet: &cfg.OffSet,
 		probes.StmtNamespace: &cfg.OffNs, probes.StmtSet: &cfg.OffSet,

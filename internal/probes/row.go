@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"slices"
 	"strings"
 
 	"golang.org/x/mod/semver"
@@ -63,6 +64,9 @@ func (p Probe) Methods() []string {
 	}
 	return append(out, p.Counts...)
 }
+
+// NestedCallee reports whether a nested caller may call the probe's function.
+func (p Probe) NestedCallee() bool { return !p.External && slices.Contains(NestedCallees, p.Symbol) }
 
 // Counted reports whether the probe's function starts an operation that is counted.
 func (p Probe) Counted() bool { return p.Kind == KindOp || p.Kind == KindAsyncStart }

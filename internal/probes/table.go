@@ -214,6 +214,11 @@ var NestedCallers = []Caller{
 	{"(*batchIndexCommandGet).Execute", singleKeyBatches}, {"(*batchIndexCommandGet).executeSingle", singleKeyBatches},
 }
 
+// NestedCallees are the probed functions that nested callers call (through clientIfc or
+// *Client). Only their entry probes check the caller: that check reads target memory,
+// which every other operation's entry is spared.
+var NestedCallees = []string{"(*Client).Get", "(*Client).GetHeader", "(*Client).Exists", "(*Client).Operate", "(*Client).operate"}
+
 // Caller is a client function, relative to the client package, in some versions.
 type Caller struct {
 	Symbol   string

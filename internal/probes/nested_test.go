@@ -1,0 +1,83 @@
+package probes
+
+import (
+	"go/ast"
+	"slices"
+	"testing"
+
+	"golang.org/x/mod/semver"
+
+	"github.com/asobserve/asobserve/internal/inspect"
+)
+
+// Every probed operation that a nested caller calls is a nested callee: the others skip
+// the caller check, so a missing one would count a batch's one-key node share twice.
+func TestNestedCalleesAreEveryProbedCallOfANestedCaller(t *testing.T) {
+	checked := 0
+	for _, version := range inspect.TableVersions("amd64") {
+		major := int(semver.Major(version)[1] - '0')
+		callers := NestedFor(major, version)
+		if len(callers) == 0 {
+			continue
+		}
+		t.Run(version, func(t *testing.T) {
+			src := clientSource(t, version)
+			rows, err := ForVersion(major, version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			probed := map[string]bool{}
+			for _, p := range rows {
+				if p.Counted() && !p.External {
+					probed[p.Symbol] = true
+				}
+			}
+			for _, caller := range callers {
+				fd, ok := src[caller]
+				if !ok {
+					continue // inlined-only callers are checked by TestDeclarationsMatchTheClientSource
+				}
+				for _, callee := range clientCalls(fd) {
+					if probed[callee] && !slices.Contains(NestedCallees, callee) {
+						t.Errorf("%s calls %s, which the table probes, but NestedCallees does not list it", caller, callee)
+					}
+					if probed[callee] {
+						checked++
+					}
+				}
+			}
+		})
+	}
+	if checked == 0 {
+		t.Fatal("no nested caller calls a probed operation in any tabulated version: the check looked at nothing")
+	}
+}
+
+// clientCalls lists the *Client methods fd calls on a parameter of type *Client or
+// clientIfc, as symbols ("(*Client).Get").
+func clientCalls(fd *ast.FuncDecl) []string {
+	clients := map[string]bool{}
+	for _, f := range fd.Type.Params.List {
+		if typ := exprString(f.Type); typ == "*Client" || typ == "clientIfc" {
+			for _, n := range f.Names {
+				clients[n.Name] = true
+			}
+		}
+	}
+	var out []string
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		if id, ok := sel.X.(*ast.Ident); ok && clients[id.Name] {
+			out = append(out, "(*Client)."+sel.Sel.Name)
+		}
+		return true
+	})
+	return out
+}
