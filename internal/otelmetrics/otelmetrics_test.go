@@ -425,3 +425,31 @@ func TestFromConfig(t *testing.T) {
 		t.Error("New without exporters succeeded")
 	}
 }
+
+func TestStagesWhileEnabledOnly(t *testing.T) {
+	recv := otlptest.Start(t)
+	e := newExporter(t, recv, config.TemporalityCumulative, config.HistogramExplicit, nil)
+	rec := metrics.New(metrics.Options{})
+	rec.AddObserver(e)
+	tg := &observe.Target{PID: 5}
+	stage := observe.Stage{Name: semconv.StageIO, Op: "batch_read", Start: 0, End: int64(30 * time.Microsecond)}
+	rec.Stage(tg, stage) // stages off: neither Prometheus nor OTLP records it
+	rec.SetStagesEnabled(true)
+	for range 3 {
+		rec.Stage(tg, stage)
+	}
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	points := recv.Histograms(StageInstrument)
+	if len(points) == 0 {
+		t.Fatal("no stage points")
+	}
+	p := points[len(points)-1]
+	if p.Count != 3 || p.Attrs[AttrStage] != semconv.StageIO || p.Attrs[AttrOperation] != "BATCH_READ" || p.Unit != "s" {
+		t.Errorf("stage point %+v, want 3 io stages of BATCH_READ in s", p)
+	}
+	if w := explicitCounts([]float64{30e-6, 30e-6, 30e-6}, semconv.StageBuckets); fmt.Sprint(p.Explicit.GetBucketCounts()) != fmt.Sprint(w) {
+		t.Errorf("stage buckets %v, want %v (the seed's stage boundaries)", p.Explicit.GetBucketCounts(), w)
+	}
+}
