@@ -135,7 +135,6 @@ func (p *parityArgs) for_(t *testing.T, method string, ft reflect.Type) []reflec
 	for i := range ft.NumIn() {
 		typ := ft.In(i)
 		if ft.IsVariadic() && i == ft.NumIn()-1 {
-			typ = typ.Elem()
 			if method == "QueryExecute" {
 				in = append(in, reflect.ValueOf(as.PutOp(as.NewBin("b", 2))))
 			}
