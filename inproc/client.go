@@ -65,7 +65,7 @@ var (
 )
 
 // record is the recorder's Op (metrics.Recorder.Op) with the series lookup cached.
-func (op *operation) record(s *pkgState, ev observe.Op) {
+func (op *operation) record(s *pkgState, ev *observe.Op) {
 	h := op.hot.Load()
 	if h == nil || h.state != s || h.namespace != ev.Namespace || h.set != ev.Set || h.errType != ev.ErrorType {
 		obs, labelSet := s.rec.OpObserver(s.target.Identity, op.name, ev.Namespace, ev.Set, ev.ErrorType)
@@ -73,8 +73,12 @@ func (op *operation) record(s *pkgState, ev observe.Op) {
 		op.hot.Store(h)
 	}
 	h.obs.Observe(ev.Duration().Seconds())
+	// The observers see the set label the histogram got (after the collection cap); the
+	// caller's ev keeps the set as called, for its span.
+	set := ev.Set
 	ev.Set = h.labelSet
-	s.rec.Relay(s.target, ev)
+	s.rec.Relay(s.target, *ev)
+	ev.Set = set
 }
 
 // clockBase anchors call timestamps: time.Since(clockBase) reads only the monotonic clock,
@@ -109,7 +113,7 @@ func finish(start stamp, op *operation, namespace, set string, err as.Error) {
 	s := state()
 	ev := observe.Op{Name: op.name, Namespace: namespace, Set: set, ErrorType: errType, Start: int64(start), End: int64(end)}
 	if s.rec.OperationsEnabled() {
-		op.record(s, ev)
+		op.record(s, &ev)
 	}
 	if tr := s.tracer.Load(); tr != nil {
 		ev.ID = opIDs.Add(1)
