@@ -15,8 +15,9 @@ import (
 // whose whole body is `return recv.field`; the smallest displacement such a method loads
 // from its receiver register is the field's offset. The fields read that way must match a
 // tabulated neighbour version of the same major; the fields no method reveals are taken
-// from it only when every tabulated version of the major agrees on them. Anything else
-// refuses the attach: a guessed layout would count under wrong names.
+// from the table only where it settles them (see settled), and are unknown otherwise: the
+// probes that need an unknown field are not attached, and a build whose code settles
+// nothing is refused. A guessed layout would count under wrong names.
 
 // fieldAccessor is a client method that returns one field of its receiver, in every
 // supported version (TestFieldAccessorsReturnTheirField checks each version's source).
@@ -71,8 +72,9 @@ func (b *Binary) deriveLayout() (*derivedLayout, error) {
 	if len(same) == 0 {
 		return nil, fmt.Errorf("the offsets table holds no %s version to compare its layout with", major)
 	}
+	near := neighbours(same, b.ClientVersion)
 	var mismatches []string
-	for _, v := range neighbours(same, b.ClientVersion) {
+	for _, v := range near {
 		table := offsetsTable[tableKey{v, b.Arch}]
 		if diff := differences(derived, table); diff != "" {
 			mismatches = append(mismatches, v+": "+diff)
@@ -84,15 +86,27 @@ func (b *Binary) deriveLayout() (*derivedLayout, error) {
 				l.offsets[ref] = off
 				continue
 			}
-			if off, ok := uniform(same, b.Arch, ref); ok {
+			if off, ok := settled(near, TableVersions(b.Arch), b.Arch, ref); ok {
 				l.offsets[ref] = off
 				continue
 			}
-			l.unknown[ref] = fmt.Sprintf("its code does not show it and the tabulated %s versions place it differently", major)
+			l.unknown[ref] = "its code does not show it, and the tabulated versions do not settle it"
 		}
 		return l, nil
 	}
 	return nil, fmt.Errorf("its layout matches no neighbouring tabulated version (%s)", strings.Join(mismatches, "; "))
+}
+
+// settled returns the offset of a field the binary's code does not show, when the table
+// settles it: the tabulated versions just below and just above agree on it (a layout both
+// neighbours share is the one between them), or, for a version beyond the tabulated ones,
+// every tabulated version of every major agrees (the field never moved). A field that
+// moved in the newest tabulated release, as baseCommand.node did in v8.8.0, stays unknown.
+func settled(near, all []string, arch string, ref FieldRef) (int64, bool) {
+	if len(near) == 2 {
+		return uniform(near, arch, ref)
+	}
+	return uniform(all, arch, ref)
 }
 
 // neighbours are the closest tabulated versions below and above version, nearest first.
