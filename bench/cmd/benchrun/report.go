@@ -356,7 +356,7 @@ func missReason(name string) string {
 	case "ops_overhead_vs_floor":
 		return "beyond the trap the floor pays, asobserve's programs spend the program time per operation in the table above (helper calls and reads of target memory are dear on this VM), and the agent decodes beside the workload and the server on 2 cores. The ratio is noisy on a shared VM: the per-round ratios are listed under the mode table, and the same harness has measured 1.10 to 1.58 on unchanged code"
 	case "bpf_ns_per_single_record_op":
-		return "see the program time table: on this VM every helper call (clock, pid, map, attach cookie, ring buffer) costs about 60-120 ns of program time and every read of target memory about 120 ns; a single-record operation needs 2 clock reads, 2 pid filter lookups, 2 cookies, 3 inflight map calls, 2 reads of the goroutine's stack top, 1 of the key's namespace and set headers, 2 of their bytes and a ring-buffer reserve and submit"
+		return "see the program time table: on this VM every helper call (clock, pid, map, attach cookie, ring buffer) costs about 60-120 ns of program time and every read of target memory about 120 ns; a single-record operation needs 2 clock reads, 2 pid reads, 1 pid filter lookup, 2 attach cookies, 3 in-flight map calls (insert, lookup, delete), 2 reads of the goroutine's stack top, 1 of the key's namespace and set headers (and 2 of the caller's return addresses for the operations batches call), 2 of their bytes and a ring-buffer reserve and submit. The floor's ns/run shows how loaded the machine was during the measurement: about 60 ns when it is quiet"
 	case "agent_cpu_at_rate":
 		return "every operation wakes the ring-buffer reader; at this rate the wakeups and per-event Go work dominate"
 	case "agent_rss_at_rate":
