@@ -103,30 +103,33 @@ func (p plan) service() string {
 	return "soak-" + p.kind.name
 }
 
-// opCounter counts the operations the agent delivered per target.
+// opCounter counts the operations the agent delivered per pid.
 type opCounter struct {
 	mu sync.Mutex
-	n  map[*observe.Target]int
+	n  map[int]int
 }
 
 func (c *opCounter) Op(t *observe.Target, _ observe.Op) {
 	c.mu.Lock()
-	c.n[t]++
+	c.n[t.PID]++
 	c.mu.Unlock()
 }
 
 func (c *opCounter) Stage(*observe.Target, observe.Stage) {}
 
-func (c *opCounter) TargetGone(t *observe.Target) {
+func (c *opCounter) TargetGone(*observe.Target) {}
+
+// reset forgets a pid before a new process runs on it.
+func (c *opCounter) reset(pid int) {
 	c.mu.Lock()
-	delete(c.n, t)
+	delete(c.n, pid)
 	c.mu.Unlock()
 }
 
-func (c *opCounter) seen(t *observe.Target) int {
+func (c *opCounter) seen(pid int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n[t]
+	return c.n[pid]
 }
 
 // agentAttacher is the daemon's adapter of cmd/asobserve: the agent opens /proc/PID/exe.
@@ -148,6 +151,7 @@ type soak struct {
 	hosts   []string
 	exes    map[string]string // kind name -> executable
 	pub     *publish.Publisher
+	daemon  *daemon.Daemon
 	redis   *redis.Client
 	redisKy string
 
@@ -221,7 +225,7 @@ func start(t *testing.T) *soak {
 	}
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1,
 		Faults: []testserver.Fault{{Namespace: "test", Set: killedSet, Latency: killedDelay}}})
-	s := &soak{t: t, hosts: cluster.Hosts(), exes: map[string]string{}, ops: &opCounter{n: map[*observe.Target]int{}},
+	s := &soak{t: t, hosts: cluster.Hosts(), exes: map[string]string{}, ops: &opCounter{n: map[int]int{}},
 		want: map[string]map[e2etest.Key]e2etest.Series{}}
 	dir := t.TempDir()
 	var include []string
@@ -263,6 +267,7 @@ func start(t *testing.T) *soak {
 	port := freePort(t)
 	redisCmd := exec.Command(redisBin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "no", "--loglevel", "warning")
+	redisCmd.Stdout, redisCmd.Stderr = testLog{t}, testLog{t}
 	if err := redisCmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -290,6 +295,7 @@ func start(t *testing.T) *soak {
 	warnings := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	w := discovery.New(discovery.Options{Interval: time.Second, Include: include, Logger: warnings})
 	d := daemon.New(agentAttacher{s.agent}, w.Events(), daemon.Options{Logger: warnings})
+	s.daemon = d
 	watchDone, daemonDone := make(chan error, 1), make(chan error, 1)
 	go func() { watchDone <- w.Run(ctx) }()
 	go func() { daemonDone <- d.Run(ctx) }()
@@ -329,17 +335,18 @@ func (s *soak) runStream(from, to int) {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			// A t.Fatal in a helper ends this goroutine through Goexit: the defers still run.
 			defer wg.Done()
 			defer func() { <-sem }()
-			s.runOne(planFor(i))
+			// One subtest per process: a failure ends only it, and what the helpers keep
+			// for a process (its buffers, its cleanup) goes when it does, not at the end.
+			p := planFor(i)
+			s.t.Run(fmt.Sprintf("%04d-%s", i, p.kind.name), func(t *testing.T) { s.runOne(t, p) })
 		}()
 	}
 	wg.Wait()
 }
 
-func (s *soak) runOne(p plan) {
-	t := s.t
+func (s *soak) runOne(t *testing.T, p plan) {
 	args := []string{"-wait-signal", "-hosts", strings.Join(s.hosts, ","), "-count", strconv.Itoa(opsPerKind)}
 	if p.killed {
 		args = append(args, "-set", killedSet)
@@ -349,14 +356,17 @@ func (s *soak) runOne(p plan) {
 	if p.namespaced {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
 	}
-	h := s.startHeld(cmd, p.reusePID)
+	h := s.startHeld(t, cmd, p.reusePID)
+	s.ops.reset(h.PID())
 	// Held at its first instruction: the daemon must attach before the target runs any code.
-	var target *attach.Target
 	// The deadline only bounds a failure: on a loaded machine, attaching an executable
 	// (its symbols, DWARF and probe points) can take seconds, one executable at a time.
+	//
+	// The daemon must have attached this process, not the one that had its pid before:
+	// until it hears that one's exit, the pid's filter entry and target are the old ones.
+	start := startTime(t, h.PID())
 	waitFor(t, fmt.Sprintf("the daemon to attach pid %d (%s)", h.PID(), p.kind.name), 2*time.Minute, func() bool {
-		target = s.target(h.PID())
-		return target != nil
+		return s.attachedSince(h.PID(), start) && s.target(h.PID()) != nil
 	})
 	s.mu.Lock()
 	s.peakTargets = max(s.peakTargets, len(s.agent.Targets()))
@@ -364,7 +374,9 @@ func (s *soak) runOne(p plan) {
 	w := h.Release(t)
 	w.Go(t)
 	if p.killed {
-		waitFor(t, fmt.Sprintf("an operation of pid %d", w.PID), 30*time.Second, func() bool { return s.ops.seen(&target.Target) > 0 })
+		waitFor(t, fmt.Sprintf("an operation of pid %d", w.PID), 30*time.Second, func() bool {
+			return s.ops.seen(w.PID) > 0
+		})
 		// The server holds every op of the killed set for killedDelay: the process dies
 		// with one in flight (its entry is in the in-flight map, its return never comes).
 		_ = syscall.Kill(w.PID, syscall.SIGKILL)
@@ -393,8 +405,9 @@ func (s *soak) runOne(p plan) {
 		s.peakRetained = max(s.peakRetained, targets)
 		s.mu.Unlock()
 	}
+	// The daemon drops a process from its list once the agent's Detach has returned.
 	waitFor(t, fmt.Sprintf("the daemon to detach pid %d", w.PID), time.Minute, func() bool {
-		return !slices.Contains(s.agent.Targets(), target)
+		return !s.attachedSince(w.PID, start)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -405,6 +418,33 @@ func (s *soak) runOne(p plan) {
 		s.namespaced++
 	}
 	s.freedPIDs = append(s.freedPIDs, w.PID)
+}
+
+// attachedSince reports whether the daemon has attached pid as the process started at
+// start (clock ticks since boot, /proc/PID/stat field 22).
+func (s *soak) attachedSince(pid int, start uint64) bool {
+	attached, _ := s.daemon.Snapshot()
+	for _, a := range attached {
+		if a.PID == pid {
+			return a.StartTime == start
+		}
+	}
+	return false
+}
+
+func startTime(t *testing.T, pid int) uint64 {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name may hold spaces: fields are counted after its closing parenthesis.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	v, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func (s *soak) target(pid int) *attach.Target {
@@ -418,7 +458,7 @@ func (s *soak) target(pid int) *attach.Target {
 
 // startHeld starts cmd stopped after exec; with reuse, on the pid of the process that
 // exited last, by setting the pid namespace's last allocated pid just before the fork.
-func (s *soak) startHeld(cmd *exec.Cmd, reuse bool) *e2etest.Held {
+func (s *soak) startHeld(t *testing.T, cmd *exec.Cmd, reuse bool) *e2etest.Held {
 	s.spawnMu.Lock()
 	defer s.spawnMu.Unlock()
 	want := 0
@@ -432,10 +472,10 @@ func (s *soak) startHeld(cmd *exec.Cmd, reuse bool) *e2etest.Held {
 	}
 	if want > 1 {
 		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(want-1)), 0); err != nil {
-			s.t.Fatalf("forcing pid reuse: %v", err)
+			t.Fatalf("forcing pid reuse: %v", err)
 		}
 	}
-	h := e2etest.StartHeld(s.t, cmd)
+	h := e2etest.StartHeld(t, cmd)
 	if want > 1 {
 		s.mu.Lock()
 		s.reuseTried++
@@ -545,7 +585,11 @@ func gauge(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			m := mf.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	t.Fatalf("the agent's registry has no %s: /metrics lacks the standard collectors", name)
@@ -601,7 +645,8 @@ func (s *soak) compare(base, final figures, processes int) {
 		}
 		services = append(services, fmt.Sprintf("%s %d", svc, n))
 	}
-	fmt.Fprintf(&b, "\nOperations per service, observed = done (exact): %s.\n", strings.Join(services, ", "))
+	fmt.Fprintf(&b, "\nOperations per service, done (the observed counts must equal them): %s. Agent: records lost in the kernel %.0f, records with no target (invalid) %.0f.\n",
+		strings.Join(services, ", "), gauge(t, s.rec.Registry, "asobserve_events_lost_total"), gauge(t, s.rec.Registry, "asobserve_events_invalid_total"))
 	t.Log("\n" + b.String())
 	if path := os.Getenv(ReportEnv); path != "" {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
