@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"golang.org/x/mod/semver"
 )
 
 // Excluded lists, with the reason, the exported *Client methods of any supported version
@@ -82,7 +84,7 @@ func InventoryMarkdown(perVersion map[string][]Disposition) string {
 	for v := range perVersion {
 		versions = append(versions, v)
 	}
-	slices.Sort(versions)
+	semver.Sort(versions)
 	type entry struct {
 		what string
 		in   []string
