@@ -28,7 +28,7 @@ import (
 const nativeTolerance = 0.15
 
 // startPrometheusWith runs a Prometheus scraping target every second with the given
-// feature flags.
+// feature flags (none when features is empty).
 func startPrometheusWith(t *testing.T, target string, features string) string {
 	t.Helper()
 	prom := requireTool(t, "prometheus")
@@ -47,8 +47,12 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := e2etest.FreeAddr(t)
-	_, log, _ := startProcess(t, prom, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn", "--enable-feature="+features)
+	args := []string{"--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr, "--log.level=warn"}
+	if features != "" {
+		args = append(args, "--enable-feature="+features)
+	}
+	_, log, _ := startProcess(t, prom, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get("http://" + addr + "/-/ready"); err == nil {

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -130,40 +129,11 @@ func startAgent(t *testing.T, bin string, pid int) string {
 	}
 }
 
+// startPrometheus runs a Prometheus with the seed's scrape config (job and static target)
+// and a 1 s interval.
 func startPrometheus(t *testing.T, target string) string {
 	t.Helper()
-	prom := requireTool(t, "prometheus")
-	dir := t.TempDir()
-	// The seed's scrape config (job and static target) with a 1 s interval.
-	cfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: "aerospike-py"
-    scrape_interval: 1s
-    static_configs:
-      - targets: [%q]
-`, target)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := e2etest.FreeAddr(t)
-	_, log, _ := startProcess(t, prom, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return "http://" + addr
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("prometheus not ready in 30s:\n%s", log.String())
-	return ""
+	return startPrometheusWith(t, target, "")
 }
 
 type sample struct {
