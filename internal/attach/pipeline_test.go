@@ -421,8 +421,14 @@ func TestSelfMetricsSharedPerRegistry(t *testing.T) {
 	if got := testutil.ToFloat64(a.EventsReceived); got != 5 {
 		t.Fatalf("events received %v, want 5 from both", got)
 	}
-	series, err := testutil.GatherAndCount(reg)
+	// The registry also carries the process_* and go_* collectors; only ours are counted.
+	series, err := testutil.GatherAndCount(reg, "asobserve_events_received_total", "asobserve_events_lost_total",
+		"asobserve_events_invalid_total", "asobserve_events_produced_total", "asobserve_attached_processes",
+		"asobserve_probe_attach_errors_total")
 	if err != nil || series != 6 {
 		t.Fatalf("%d self-metric series (%v), want the 6, registered once", series, err)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "process_cpu_seconds_total", "go_goroutines"); n != 2 {
+		t.Errorf("%d of process_cpu_seconds_total and go_goroutines, want each once", n)
 	}
 }
