@@ -30,7 +30,7 @@ func newTerminal(t *testing.T) *terminal {
 		if e2etest.InCI() {
 			t.Fatal("tmux is missing: `make deps` installs it")
 		}
-		t.Skip("tmux is missing: `make deps` installs it")
+		t.Skip("tmux is missing: `make deps` installs it (under CI=true this fails instead)")
 	}
 	term := &terminal{t: t, socket: fmt.Sprintf("asobserve-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	term.tmux("-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "30", "-s", "view", "env", "PS1=$ ", "sh")

@@ -198,33 +198,34 @@ func newOTLP(o Options, temporality sdkmetric.TemporalitySelector) (sdkmetric.Ex
 	if o.Protocol == config.ProtocolHTTP {
 		opts := []otlpmetrichttp.Option{otlpmetrichttp.WithTemporalitySelector(temporality),
 			otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig{Enabled: false})}
-		target := o.Endpoint
-		switch {
-		case target != "":
+		target, withURL := exportTarget(o, DefaultHTTPEndpoint)
+		if withURL {
 			opts = append(opts, otlpmetrichttp.WithEndpointURL(target))
-		case !o.EndpointFromEnv:
-			target = DefaultHTTPEndpoint
-			opts = append(opts, otlpmetrichttp.WithEndpointURL(target))
-		default:
-			target = endpointFromEnv()
 		}
 		exp, err := otlpmetrichttp.New(ctx, opts...)
 		return exp, target, err
 	}
 	opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithTemporalitySelector(temporality),
 		otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig{Enabled: false})}
-	target := o.Endpoint
-	switch {
-	case target != "":
+	target, withURL := exportTarget(o, DefaultGRPCEndpoint)
+	if withURL {
 		opts = append(opts, otlpmetricgrpc.WithEndpointURL(target))
-	case !o.EndpointFromEnv:
-		target = DefaultGRPCEndpoint
-		opts = append(opts, otlpmetricgrpc.WithEndpointURL(target))
-	default:
-		target = endpointFromEnv()
 	}
 	exp, err := otlpmetricgrpc.New(ctx, opts...)
 	return exp, target, err
+}
+
+// exportTarget is where an exporter sends: the configured endpoint, else the protocol's
+// default, or (withURL false) the endpoint the exporter reads from the OTEL_* variables
+// itself.
+func exportTarget(o Options, protocolDefault string) (target string, withURL bool) {
+	switch {
+	case o.Endpoint != "":
+		return o.Endpoint, true
+	case !o.EndpointFromEnv:
+		return protocolDefault, true
+	}
+	return endpointFromEnv(), false
 }
 
 func endpointFromEnv() string {
