@@ -29,8 +29,8 @@ func init() {
 	}
 	binding := config.Agent.Bind(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if pid <= 0 {
-			return usageError{errors.New("--pid is required and must be a positive process id: find it with `pgrep -f <name>`")}
+		if err := checkPID(pid); err != nil {
+			return err
 		}
 		cfg, err := binding.Resolve()
 		if err != nil {
@@ -125,4 +125,12 @@ func waitForEnd(s *session, pid int, duration, linger time.Duration) error {
 			return nil
 		}
 	}
+}
+
+// checkPID refuses a missing or non-positive --pid with the remedy.
+func checkPID(pid int) error {
+	if pid <= 0 {
+		return usageError{errors.New("--pid is required and must be a positive process id: find it with `pgrep -f <name>`")}
+	}
+	return nil
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -34,8 +33,8 @@ func init() {
 		Short: "Attach operation and stage probes for a while and print where the time goes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if pid <= 0 {
-				return usageError{errors.New("--pid is required and must be a positive process id: find it with `pgrep -f <name>`")}
+			if err := checkPID(pid); err != nil {
+				return err
 			}
 			if duration <= 0 {
 				return usageError{fmt.Errorf("--duration %s must be positive, e.g. 30s", duration)}

@@ -32,8 +32,8 @@ func init() {
 	}
 	binding := config.Agent.Bind(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if pid <= 0 {
-			return usageError{errors.New("--pid is required and must be a positive process id: find it with `pgrep -f <name>`")}
+		if err := checkPID(pid); err != nil {
+			return err
 		}
 		if !isTerminal(os.Stdout) {
 			return usageError{errors.New("top needs a terminal on stdout: for log lines and /metrics use `asobserve attach`")}
