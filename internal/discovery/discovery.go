@@ -250,9 +250,21 @@ func (w *Watcher) scan(ctx context.Context) bool {
 
 // exited handles the tracepoint's exit notice: the pid stays known (with its start time)
 // until /proc drops it, so a zombie is not rediscovered.
+//
+// The notice names only a pid, and it can be handled late: a scan may already have seen
+// the process gone and a new process start on its pid (the exec notices queue behind the
+// exit). Such a stale notice must not end the new owner, which would then never be
+// reported: it counts only if the process /proc shows on the pid is exiting.
 func (w *Watcher) exited(pid int) []Event {
 	st := w.procs[pid]
 	if st == nil || st.exited {
+		return nil
+	}
+	start, exiting, err := readExitState(w.opts.ProcRoot, pid)
+	if err != nil || start != st.start {
+		return w.check(pid, false) // gone, or another process: check reconciles both
+	}
+	if !exiting {
 		return nil
 	}
 	st.exited = true
@@ -401,8 +413,7 @@ func isClientModule(p string) bool {
 	return false
 }
 
-// readStartTime returns field 22 of /proc/PID/stat. The command name (field 2) may hold
-// spaces and parentheses, so fields are counted after the last ')'.
+// readStartTime returns field 22 of /proc/PID/stat.
 func readStartTime(procRoot string, pid int) (uint64, error) {
 	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
 	if err != nil {
@@ -412,16 +423,49 @@ func readStartTime(procRoot string, pid int) (uint64, error) {
 }
 
 func parseStartTime(stat []byte) (uint64, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	// After ')' come fields 3.. ; starttime is field 22, the 20th of those.
-	fields := strings.Fields(string(stat[i+1:]))
-	if len(fields) < 20 {
-		return 0, errors.New("malformed stat: too few fields")
+	fields, err := statFields(stat)
+	if err != nil {
+		return 0, err
 	}
 	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// pfExiting is the kernel's PF_EXITING task flag, set when a task starts to exit and
+// never cleared.
+const pfExiting = 0x4
+
+// readExitState returns the start time of the process on pid and whether its
+// thread-group leader is exiting or dead (PF_EXITING in /proc/PID/stat field 9).
+func readExitState(procRoot string, pid int) (start uint64, exiting bool, err error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, false, err
+	}
+	fields, err := statFields(b)
+	if err != nil {
+		return 0, false, err
+	}
+	flags, err := strconv.ParseUint(fields[6], 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("malformed stat flags: %w", err)
+	}
+	start, err = strconv.ParseUint(fields[19], 10, 64)
+	return start, flags&pfExiting != 0, err
+}
+
+// statFields returns the fields of /proc/PID/stat from field 3 on. The command name
+// (field 2) may hold spaces and parentheses, so fields are counted after the last ')'.
+func statFields(stat []byte) ([]string, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil, errors.New("malformed stat")
+	}
+	// starttime is field 22, the 20th after ')'.
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 {
+		return nil, errors.New("malformed stat: too few fields")
+	}
+	return fields, nil
 }
 
 func readNSpid(procRoot string, pid int) (int, error) {

@@ -55,6 +55,19 @@ func (f *fakeProc) set(pid int, comm string, start uint64, exe string, nspids ..
 	}
 }
 
+// exiting marks pid's process as exiting (PF_EXITING), as at the exit tracepoint. Its exe
+// link stays: kernels since 6.16 fire the tracepoint before the address space goes.
+func (f *fakeProc) exiting(pid int) {
+	file := filepath.Join(f.root, fmt.Sprint(pid), "stat")
+	stat, err := os.ReadFile(file)
+	must(f.t, err)
+	flagged := strings.Replace(string(stat), " 4194560 ", " 4194564 ", 1)
+	if flagged == string(stat) {
+		f.t.Fatalf("no flags field in %q", stat)
+	}
+	must(f.t, os.WriteFile(file, []byte(flagged), 0o644))
+}
+
 func (f *fakeProc) remove(pid int) {
 	must(f.t, os.RemoveAll(filepath.Join(f.root, fmt.Sprint(pid))))
 }
@@ -168,6 +181,7 @@ func TestExecAndExitSignals(t *testing.T) {
 
 	// Exit seen by the tracepoint: removed once, the zombie is not rediscovered, and
 	// reaping emits nothing more.
+	f.exiting(300)
 	assertEvents(t, eventsOf(fw.exited(300)), []string{"removed:300:10"})
 	assertEvents(t, eventsOf(fw.exited(300)), nil)
 	fw.scanStep(t)
@@ -181,6 +195,36 @@ func TestExecAndExitSignals(t *testing.T) {
 	// A tracked process whose exe vanished (zombie without exit notice) is removed.
 	f.set(300, "client-a", 99, "")
 	fw.scanStep(t, "removed:300:99")
+}
+
+// An exit notice handled after a scan has seen the process gone and a new process take
+// its pid belongs to the old owner: the new one stays reported, before and after its exec.
+func TestLateExitNoticeSparesTheNextOwnerOfThePID(t *testing.T) {
+	f := newFakeProc(t)
+	f.set(400, "client-a", 10, "client-a")
+	fw := newFakeWatcher(f, nil, nil)
+	fw.scanStep(t, "added:400:10")
+	f.remove(400)
+	fw.scanStep(t, "removed:400:10")
+
+	// Forked, not yet exec'd: the old owner's notice must not mark the child exited.
+	f.set(400, "plain", 20, "plain")
+	fw.scanStep(t)
+	assertEvents(t, eventsOf(fw.exited(400)), nil)
+	f.set(400, "client-a", 20, "client-a")
+	assertEvents(t, eventsOf(fw.check(400, true)), []string{"added:400:20"})
+
+	// Already reported: a second late notice leaves it attached.
+	assertEvents(t, eventsOf(fw.exited(400)), nil)
+	fw.scanStep(t)
+
+	// A notice for a pid /proc shows on another process: the old one goes, the new comes.
+	f.set(400, "client-b", 30, "client-b")
+	assertEvents(t, eventsOf(fw.exited(400)), []string{"removed:400:20", "added:400:30"})
+
+	// Its own exit still counts at once.
+	f.exiting(400)
+	assertEvents(t, eventsOf(fw.exited(400)), []string{"removed:400:30"})
 }
 
 func eventsOf(evs []Event) []string {

@@ -191,9 +191,11 @@ func TestExecProbeDiscoversClientWithinTwoSeconds(t *testing.T) {
 		t.Fatalf("exe key = %+v, want dev %d ino %d", ev.Exe, st.Dev, st.Ino)
 	}
 
+	// Not reaped before the removal: the exit notice alone (PF_EXITING on the zombie)
+	// removes it; the next scan is 30 s away.
 	must(t, clientCmd.Process.Kill())
-	clientCmd.Wait()
 	lw.waitFor(t, Removed, clientCmd.Process.Pid, 2*time.Second, forbidden...)
+	clientCmd.Wait()
 }
 
 func TestScanOnlyFindsClientAndRemovesIt(t *testing.T) {
@@ -206,9 +208,11 @@ func TestScanOnlyFindsClientAndRemovesIt(t *testing.T) {
 	forbidden := []int{plainCmd.Process.Pid}
 	lw.waitFor(t, Added, clientCmd.Process.Pid, 2*time.Second, forbidden...)
 
+	// Not reaped before the removal: the exit notice alone (PF_EXITING on the zombie)
+	// removes it; the next scan is 30 s away.
 	must(t, clientCmd.Process.Kill())
-	clientCmd.Wait()
 	lw.waitFor(t, Removed, clientCmd.Process.Pid, 2*time.Second, forbidden...)
+	clientCmd.Wait()
 }
 
 func TestProcessInOwnPIDAndMountNamespace(t *testing.T) {
