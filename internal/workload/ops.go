@@ -418,7 +418,7 @@ func (r *runner) batchRead(n int64, keys []*as.Key, start *time.Time) (err error
 			reads[i] = as.NewBatchRead(nil, bk, []string{"n", "s"})
 		}
 		*start = time.Now()
-		err = r.client.BatchGetComplex(r.batchPolicy, reads)
+		err = r.client.BatchGetComplex(batchGetComplexPolicy(r.batchPolicy), reads)
 	}
 	return err
 }
