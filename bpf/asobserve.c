@@ -46,7 +46,7 @@ static __always_inline int handle_entry(struct pt_regs *ctx)
 	case KIND_ASYNC_START:
 		return op_entry(&R, r, &k, tgt, now);
 	case KIND_ASYNC_WORKER:
-		return async_worker_entry(&R, r, &k, now);
+		return async_worker_entry(&R, r, &k, tgt, now);
 	case KIND_ERRSINK:
 		errsink(&R, r, &k);
 		return 0;
@@ -178,5 +178,18 @@ int probe_empty(struct pt_regs *ctx)
 SEC("uprobe.multi")
 int probe_empty_multi(struct pt_regs *ctx)
 {
+	return 0;
+}
+
+// A watched process's thread-group leader exits (a Go program's leader lives until the
+// process does): it is no longer watched, so a new process that reuses the pid is not
+// counted as this one before the agent attaches it.
+SEC("raw_tracepoint/sched_process_exit")
+int on_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if ((__u32)id == tgid)
+		bpf_map_delete_elem(&pids, &tgid);
 	return 0;
 }

@@ -39,7 +39,7 @@ type AsobserveEventOp struct {
 	Pad    uint16
 	Code   int32
 	Cause  int32
-	Pad2   uint32
+	Gen    uint32
 	OpId   uint64
 	Start  uint64
 	End    uint64
@@ -58,7 +58,8 @@ type AsobserveEventStage struct {
 	OpId  uint64
 	Start uint64
 	End   uint64
-	Flags uint64
+	Flags uint32
+	Gen   uint32
 }
 
 type AsobserveEventType uint32
@@ -131,8 +132,11 @@ type AsobserveOpState struct {
 	Row     uint16
 	Failed  uint8
 	Alt     uint8
-	Pad     uint32
+	Gen     uint32
 	Node    uint64
+	Ended   uint64
+	Started uint8
+	Pad     [7]uint8
 	Parent  AsobserveSpanCtx
 }
 
@@ -141,7 +145,8 @@ type AsobserveOwner struct {
 	OpId uint64
 	Row  uint16
 	Alt  uint8
-	Pad  [5]uint8
+	Pad  uint8
+	Gen  uint32
 }
 
 type AsobservePkey struct {
@@ -169,6 +174,7 @@ type AsobserveRow struct {
 	OffCorr       int32
 	OffNode       int32
 	OffSpanCtx    int32
+	OffRemaining  int32
 }
 
 type AsobserveRowFlags uint32
@@ -178,6 +184,7 @@ const (
 	AsobserveRowFlagsFLAG_SPAWN_AT_RET  AsobserveRowFlags = 2
 	AsobserveRowFlagsFLAG_NODE          AsobserveRowFlags = 4
 	AsobserveRowFlagsFLAG_NESTED_CALLEE AsobserveRowFlags = 8
+	AsobserveRowFlagsFLAG_LAST_WORKER   AsobserveRowFlags = 16
 )
 
 type AsobserveRowKind uint32
@@ -244,6 +251,8 @@ type AsobserveTarget struct {
 	Bias  uint64
 	Exe   uint32
 	Flags uint32
+	Gen   uint32
+	Pad   uint32
 }
 
 type AsobserveTargetFlags uint32
@@ -279,6 +288,7 @@ const (
 	AsobserveMapSpawns            = "spawns"
 	AsobserveMapStages            = "stages"
 	AsobserveMapWorkers           = "workers"
+	AsobserveProgOnExit           = "on_exit"
 	AsobserveProgProbeEmpty       = "probe_empty"
 	AsobserveProgProbeEmptyMulti  = "probe_empty_multi"
 	AsobserveProgProbeEntry       = "probe_entry"
@@ -331,6 +341,7 @@ type AsobserveSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveProgramSpecs struct {
+	OnExit           *ebpf.ProgramSpec `ebpf:"on_exit"`
 	ProbeEmpty       *ebpf.ProgramSpec `ebpf:"probe_empty"`
 	ProbeEmptyMulti  *ebpf.ProgramSpec `ebpf:"probe_empty_multi"`
 	ProbeEntry       *ebpf.ProgramSpec `ebpf:"probe_entry"`
@@ -443,6 +454,7 @@ type AsobserveVariables struct {
 //
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobservePrograms struct {
+	OnExit           *ebpf.Program `ebpf:"on_exit"`
 	ProbeEmpty       *ebpf.Program `ebpf:"probe_empty"`
 	ProbeEmptyMulti  *ebpf.Program `ebpf:"probe_empty_multi"`
 	ProbeEntry       *ebpf.Program `ebpf:"probe_entry"`
@@ -453,6 +465,7 @@ type AsobservePrograms struct {
 
 func (p *AsobservePrograms) Close() error {
 	return _AsobserveClose(
+		p.OnExit,
 		p.ProbeEmpty,
 		p.ProbeEmptyMulti,
 		p.ProbeEntry,

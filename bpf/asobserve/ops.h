@@ -116,7 +116,7 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	ev->pad = 0;
 	ev->code = st->code;
 	ev->cause = st->cause;
-	ev->pad2 = 0;
+	ev->gen = st->gen;
 	ev->op_id = st->op_id;
 	ev->start = st->start;
 	ev->end = end;
@@ -151,6 +151,7 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 	st.start = now;
 	st.depth = depth;
 	st.row = (__u16)ctx->cookie;
+	st.gen = t->gen;
 	if (r->alt_word != NO_WORD && go_word(ctx, r->alt_word) > 0)
 		st.alt = 1;
 	if (t->flags & TARGET_APP_SPANS) {
@@ -172,10 +173,48 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 	}
 	if (st.corr) {
 		struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
-		struct owner own = {.op_id = st.op_id, .row = st.row, .alt = st.alt};
+		struct owner own = {.op_id = st.op_id, .row = st.row, .alt = st.alt, .gen = st.gen};
 		bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 	}
 	return 0;
+}
+
+// async_started: a scan or query call returned recordset rs. From here its workers end the
+// op, and per-node commands that share the recordset find it (link rows). A worker that
+// ran first made the op's state: the op began at the call, though, and its id stays the
+// worker's, which the worker's stages already carry.
+static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 tgid)
+{
+	struct pkey pk = {.tgid = tgid, .ptr = rs};
+	struct op_state *early = bpf_map_lookup_elem(&async_ops, &pk);
+	if (!early) {
+		st->started = 1;
+		bpf_map_update_elem(&async_ops, &pk, st, BPF_ANY);
+		struct owner own = {.op_id = st->op_id, .row = st->row, .alt = st->alt, .gen = st->gen};
+		bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
+		return;
+	}
+	early->start = st->start;
+	early->row = st->row;
+	early->parent = st->parent;
+	early->alt = st->alt;
+	early->gen = st->gen;
+	if (!early->ns_ptr && !early->set_ptr) {
+		early->ns_ptr = st->ns_ptr;
+		early->ns_len = st->ns_len;
+		early->set_ptr = st->set_ptr;
+		early->set_len = st->set_len;
+	}
+	if (early->ended) {
+		__u64 op_id = early->op_id;
+		emit_op(early, tgid, early->ended);
+		bpf_map_delete_elem(&async_ops, &pk);
+		bpf_map_delete_elem(&spawns, &op_id);
+		return;
+	}
+	early->started = 1;
+	struct owner own = {.op_id = early->op_id, .row = early->row, .alt = early->alt, .gen = early->gen};
+	bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 }
 
 static __always_inline int op_return(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
@@ -194,25 +233,26 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 	if (r->kind == KIND_ASYNC_START && !st.failed) {
 		__u64 rs = go_word(ctx, r->ptr_word);
 		if (rs) {
-			struct pkey pk = {.tgid = k->tgid, .ptr = rs};
-			struct op_state *early = bpf_map_lookup_elem(&async_ops, &pk);
-			if (early) {
-				// The worker started before this return: the op began here, though. Its
-				// id stays the worker's, which its stages already carry.
-				early->start = st.start;
-				early->row = st.row;
-				early->parent = st.parent;
-			} else {
-				bpf_map_update_elem(&async_ops, &pk, &st, BPF_ANY);
-			}
+			async_started(&st, rs, k->tgid);
 			return 0;
 		}
 	}
 	if (r->kind == KIND_ASYNC_WORKER) {
+		// One of several workers (per-node queries of old clients): the last one to leave
+		// ends the stream. Any that reads zero may end it; the first does, and the others
+		// find the op gone.
+		if ((r->flags & FLAG_LAST_WORKER) && read_u64(read_u64(st.rs + r->off_remaining)) != 0)
+			return 0;
 		struct pkey pk = {.tgid = k->tgid, .ptr = st.rs};
 		struct op_state *async = bpf_map_lookup_elem(&async_ops, &pk);
 		if (!async)
 			return 0;
+		if (!async->started) {
+			// The stream ended before the start call returned: that return ends the op.
+			async->ended = now;
+			bpf_map_delete_elem(&corr, &pk);
+			return 0;
+		}
 		st = *async;
 		bpf_map_delete_elem(&async_ops, &pk);
 		bpf_map_delete_elem(&corr, &pk);
@@ -224,7 +264,7 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 
 // The scan/query goroutine: its return ends the op. The op's state lives in async_ops,
 // keyed by recordset, so that errors sent by any goroutine reach it.
-static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
+static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, struct gkey *k, struct target *t, __u64 now)
 {
 	__u64 rs = go_word(ctx, r->ptr_word);
 	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
@@ -234,6 +274,7 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 		fresh.op_id = next_op_id();
 		fresh.start = now;
 		fresh.row = (__u16)ctx->cookie;
+		fresh.gen = t->gen;
 		locate(ctx, r, &fresh);
 		bpf_map_update_elem(&async_ops, &pk, &fresh, BPF_NOEXIST);
 	}
@@ -243,7 +284,7 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 		anchor.op_id = op->op_id;
 		anchor.row = op->row;
 		// Per-node commands share the recordset: link rows find the op through it.
-		struct owner own = {.op_id = op->op_id, .row = op->row};
+		struct owner own = {.op_id = op->op_id, .row = op->row, .gen = op->gen};
 		bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 	}
 	bpf_map_update_elem(&inflight, k, &anchor, BPF_ANY);

@@ -17,6 +17,7 @@ static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own
 	ev->row = own->row;
 	ev->flags = own->alt ? EVENT_ALTERNATE : 0;
 	ev->tgid = tgid;
+	ev->gen = own->gen;
 	ev->op_id = own->op_id;
 	ev->start = start;
 	ev->end = end;
@@ -32,6 +33,7 @@ static __always_inline int owner_of(struct gkey *k, struct owner *own)
 		own->op_id = st->op_id;
 		own->row = st->row;
 		own->alt = st->alt;
+		own->gen = st->gen;
 		return 1;
 	}
 	struct worker_state *w = bpf_map_lookup_elem(&workers, k);

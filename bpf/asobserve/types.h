@@ -59,6 +59,7 @@ enum row_flags {
 	FLAG_SPAWN_AT_RET = 2, // the stage's return marks a worker spawn (schedule_delay start)
 	FLAG_NODE = 4,         // note the connection's node for the op (server.address)
 	FLAG_NESTED_CALLEE = 8, // nested callers call it: its entry checks who called it
+	FLAG_LAST_WORKER = 16,  // one of several workers: the op ends when the count at off_remaining is 0
 };
 
 enum event_type {
@@ -101,6 +102,7 @@ struct row {
 	__s32 off_corr;  // slice field of a batch command that shares the caller's backing array
 	__s32 off_node;  // Connection.node, read when flags has FLAG_NODE
 	__s32 off_span_ctx; // recordingSpan.spanContext, for span start rows
+	__s32 off_remaining; // FLAG_LAST_WORKER: the recordset's pointer to its count of live workers
 };
 
 struct gkey {
@@ -147,8 +149,13 @@ struct op_state {
 	__u16 row;
 	__u8 failed;
 	__u8 alt;
-	__u32 pad;
+	__u32 gen; // the target's attach generation, carried into the op's records
 	__u64 node; // *Node of the last attempt; NODE_MANY when a batch spans nodes
+	// Async ops: when the stream ended if that came before the start call's return, and
+	// whether that return was seen (the op's start, row and names are final then).
+	__u64 ended;
+	__u8 started;
+	__u8 pad[7];
 	struct span_ctx parent; // the app's active span when the op started
 };
 
@@ -156,7 +163,8 @@ struct owner {
 	__u64 op_id;
 	__u16 row;
 	__u8 alt; // the row's alternate op (Get with bin names is select)
-	__u8 pad[5];
+	__u8 pad;
+	__u32 gen;
 };
 
 struct worker_state {
@@ -194,7 +202,7 @@ struct event_op {
 	__u16 pad;
 	__s32 code;
 	__s32 cause;
-	__u32 pad2;
+	__u32 gen; // the attach generation of the target it was recorded for
 	__u64 op_id;
 	__u64 start;
 	__u64 end;
@@ -212,14 +220,19 @@ struct event_stage {
 	__u64 op_id;
 	__u64 start;
 	__u64 end;
-	__u64 flags; // EVENT_ALTERNATE or 0
+	__u32 flags; // EVENT_ALTERNATE or 0
+	__u32 gen;   // as event_op.gen
 };
 
 // A watched process: which executable slot it runs and its load bias (PIE).
+// gen is unique per attach within an agent run and never 0: a process that reuses a pid is
+// another generation, so its records and its predecessor's are told apart.
 struct target {
 	__u64 bias;
 	__u32 exe;
 	__u32 flags; // enum target_flags
+	__u32 gen;
+	__u32 pad;
 };
 
 enum target_flags {

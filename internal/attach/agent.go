@@ -66,6 +66,8 @@ type Target struct {
 	// Target is what observers see of the process: PID, Identity, its clock and nodes.
 	observe.Target
 	detaching atomic.Bool
+	// gen is the attach generation the BPF side stamps on the process's records (never 0).
+	gen uint32
 
 	Binary BinaryInfo
 	exe    *exeProbes
@@ -127,6 +129,8 @@ type Agent struct {
 	rows [maxRows]atomic.Pointer[rowInfo]
 
 	statsCloser io.Closer
+	exitLink    link.Link
+	lastGen     atomic.Uint32
 
 	pipe  *pipeline
 	self  *SelfMetrics
@@ -166,8 +170,14 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 	for i := maxRows - 1; i >= 0; i-- {
 		a.free = append(a.free, uint32(i))
 	}
+	a.exitLink, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exit", Program: a.objs.OnExit})
+	if err != nil {
+		a.objs.Close()
+		return nil, fmt.Errorf("attaching sched_process_exit: %w: asobserve needs raw tracepoints (Linux >= 5.15)", err)
+	}
 	a.reader, err = ringbuf.NewReader(a.objs.Events)
 	if err != nil {
+		a.exitLink.Close()
 		a.objs.Close()
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
 	}
@@ -208,6 +218,7 @@ func (a *Agent) Close() error {
 	if a.statsCloser != nil {
 		a.statsCloser.Close()
 	}
+	a.exitLink.Close()
 	a.objs.Close()
 	return err
 }
@@ -248,7 +259,7 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 		}
 		a.exes[key] = e
 	}
-	t := &Target{Binary: e.info, exe: e}
+	t := &Target{Binary: e.info, exe: e, gen: a.lastGen.Add(1)}
 	t.Target = observe.Target{PID: pid, Identity: id, Wall: a.wall, Server: t.Server}
 	bias, err := loadBias(pid)
 	if err == nil {
@@ -256,7 +267,7 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 		if e.info.AppSpans && a.opts.Tracing {
 			flags |= targetAppSpans
 		}
-		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot, Flags: flags})
+		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot, Flags: flags, Gen: t.gen})
 	}
 	if err != nil {
 		if len(e.pids) == 0 {

@@ -235,7 +235,7 @@ func stageRecord(t *testing.T, pid uint32, row uint16, alternate bool, stage uin
 	ev := bpf.AsobserveEventStage{Type: uint8(bpf.AsobserveEventTypeEVENT_STAGE), Stage: stage, Row: row, Tgid: pid,
 		OpId: opID, Start: start, End: end}
 	if alternate {
-		ev.Flags = uint64(bpf.AsobserveEventFlagsEVENT_ALTERNATE)
+		ev.Flags = uint32(bpf.AsobserveEventFlagsEVENT_ALTERNATE)
 	}
 	return encode(t, &ev)
 }

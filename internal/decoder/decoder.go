@@ -48,6 +48,7 @@ const (
 	opRow           = unsafe.Offsetof(eventOp{}.Row)
 	opCode          = unsafe.Offsetof(eventOp{}.Code)
 	opCause         = unsafe.Offsetof(eventOp{}.Cause)
+	opGen           = unsafe.Offsetof(eventOp{}.Gen)
 	opOpID          = unsafe.Offsetof(eventOp{}.OpId)
 	opStart         = unsafe.Offsetof(eventOp{}.Start)
 	opEnd           = unsafe.Offsetof(eventOp{}.End)
@@ -71,6 +72,7 @@ const (
 	stageStart = unsafe.Offsetof(eventStage{}.Start)
 	stageEnd   = unsafe.Offsetof(eventStage{}.End)
 	stageFlags = unsafe.Offsetof(eventStage{}.Flags)
+	stageGen   = unsafe.Offsetof(eventStage{}.Gen)
 )
 
 // Record flag bits (enum event_flags) and the stage ids a record may carry (enum stage_id).
@@ -82,7 +84,10 @@ const (
 
 // OpEvent is one finished operation as the probes saw it.
 type OpEvent struct {
-	PID       uint32
+	PID uint32
+	// Gen is the attach generation of the process the op was recorded for: a pid that a
+	// new process reused is another generation.
+	Gen       uint32
 	Row       uint16 // probe-table row of the function that started the op
 	Alternate bool   // the row's alternate op applies (e.g. Get with bin names is "select")
 	Failed    bool   // the returned Error was non-nil
@@ -104,6 +109,7 @@ type OpEvent struct {
 // StageEvent is one internal stage of an operation.
 type StageEvent struct {
 	PID       uint32
+	Gen       uint32 // as in OpEvent
 	Row       uint16 // row of the owning operation
 	Alternate bool   // the owning operation is its row's alternate op, as in OpEvent
 	Stage     uint8
@@ -153,6 +159,7 @@ func (d *Decoder) DecodeOp(b []byte, ev *OpEvent) error {
 	}
 	le := binary.LittleEndian
 	ev.PID = le.Uint32(b[opTgid:])
+	ev.Gen = le.Uint32(b[opGen:])
 	ev.Row = le.Uint16(b[opRow:])
 	ev.Failed = flags&flagFailed != 0
 	ev.Alternate = flags&flagAlternate != 0
@@ -188,11 +195,12 @@ func (d *Decoder) DecodeStage(b []byte, ev *StageEvent) error {
 	ev.Stage = b[stageStage]
 	ev.Row = le.Uint16(b[stageRow:])
 	ev.PID = le.Uint32(b[stageTgid:])
+	ev.Gen = le.Uint32(b[stageGen:])
 	ev.OpID = le.Uint64(b[stageOpID:])
 	ev.Start = le.Uint64(b[stageStart:])
 	ev.End = le.Uint64(b[stageEnd:])
-	flags := le.Uint64(b[stageFlags:])
-	if flags&^uint64(flagAlternate) != 0 {
+	flags := le.Uint32(b[stageFlags:])
+	if flags&^uint32(flagAlternate) != 0 {
 		return fmt.Errorf("stage %w: flags=%d", ErrField, flags)
 	}
 	ev.Alternate = flags != 0

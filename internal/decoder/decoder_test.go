@@ -15,7 +15,7 @@ import (
 
 func opEvent(ns, set string, flags uint8, code, cause int32, start, end uint64) bpf.AsobserveEventOp {
 	rec := bpf.AsobserveEventOp{Type: uint8(bpf.AsobserveEventTypeEVENT_OP), Flags: flags,
-		NsLen: uint8(len(ns)), SetLen: uint8(len(set)), Tgid: 4242, Row: 17, Code: code, Cause: cause,
+		NsLen: uint8(len(ns)), SetLen: uint8(len(set)), Tgid: 4242, Gen: 3, Row: 17, Code: code, Cause: cause,
 		OpId: 99, Start: start, End: end, Node: 0xc000123000}
 	for i := range len(ns) {
 		rec.Ns[i] = int8(ns[i])
@@ -50,7 +50,7 @@ func TestDecodeOp(t *testing.T) {
 	if err := d.DecodeOp(rec, &ev); err != nil {
 		t.Fatal(err)
 	}
-	want := OpEvent{PID: 4242, Row: 17, Alternate: true, Failed: true, Code: -16, Cause: 9, OpID: 99,
+	want := OpEvent{PID: 4242, Gen: 3, Row: 17, Alternate: true, Failed: true, Code: -16, Cause: 9, OpID: 99,
 		Start: 1000, End: 5000, Namespace: "test", Set: "users", Node: 0xc000123000,
 		ParentTraceID: [16]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf},
 		ParentSpanID:  [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, ParentFlags: 1}
@@ -103,12 +103,12 @@ func TestInvalidUTF8IsReplaced(t *testing.T) {
 const stageIO = uint8(bpf.AsobserveStageIdSTAGE_IO)
 
 func TestDecodeStage(t *testing.T) {
-	rec := bpf.AsobserveEventStage{Type: TypeStage, Stage: stageIO, Row: 5, Tgid: 77, OpId: 12, Start: 100, End: 350}
+	rec := bpf.AsobserveEventStage{Type: TypeStage, Stage: stageIO, Row: 5, Tgid: 77, Gen: 9, OpId: 12, Start: 100, End: 350}
 	var ev StageEvent
 	if err := New().DecodeStage(encode(rec), &ev); err != nil {
 		t.Fatal(err)
 	}
-	want := StageEvent{PID: 77, Row: 5, Stage: stageIO, OpID: 12, Start: 100, End: 350}
+	want := StageEvent{PID: 77, Gen: 9, Row: 5, Stage: stageIO, OpID: 12, Start: 100, End: 350}
 	if ev != want {
 		t.Fatalf("got %+v want %+v", ev, want)
 	}

@@ -38,10 +38,11 @@ const (
 type Flags uint8
 
 const (
-	FlagCorr         Flags = 1 // FLAG_CORR
-	FlagSpawnAtRet   Flags = 2 // FLAG_SPAWN_AT_RET
-	FlagNode         Flags = 4 // FLAG_NODE
-	FlagNestedCallee Flags = 8 // FLAG_NESTED_CALLEE
+	FlagCorr         Flags = 1  // FLAG_CORR
+	FlagSpawnAtRet   Flags = 2  // FLAG_SPAWN_AT_RET
+	FlagNode         Flags = 4  // FLAG_NODE
+	FlagNestedCallee Flags = 8  // FLAG_NESTED_CALLEE
+	FlagLastWorker   Flags = 16 // FLAG_LAST_WORKER
 )
 
 // StageID is a stage record's stage (enum stage_id).
