@@ -50,9 +50,9 @@ func BenchmarkWrapperOverhead(b *testing.B) {
 	// record finds (classic and native buckets, in internal/metrics).
 	b.Run("observe", func(b *testing.B) {
 		s := state()
-		obs, _ := s.rec.OpObserver(s.target.Identity, opPut.name, "test", "users", "")
+		series, _ := s.rec.OpSeries(s.target.Identity, opPut.name, "test", "users", "")
 		for b.Loop() {
-			obs.Observe(0.001)
+			series.Observe(0.001)
 		}
 	})
 	b.Run("record", func(b *testing.B) {

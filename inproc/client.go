@@ -6,9 +6,8 @@ import (
 
 	as "github.com/aerospike/aerospike-client-go/v7"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/asobserve/asobserve/internal/clienterr"
+	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/semconv"
 )
@@ -39,7 +38,7 @@ type hotSeries struct {
 	state                   *pkgState // a new state (tests) has a new recorder
 	namespace, set, errType string
 	labelSet                string // the set label after the collection cap
-	obs                     prometheus.Observer
+	series                  *metrics.OpSeries
 }
 
 var (
@@ -64,15 +63,20 @@ var (
 	opQueryBackground = &operation{name: semconv.OpQueryBackground}
 )
 
-// record is the recorder's Op (metrics.Recorder.Op) with the series lookup cached.
-func (op *operation) record(s *pkgState, ev *observe.Op) {
+// record is the recorder's Op (metrics.Recorder.Op) with the series lookup cached. With
+// tracing on (tr not nil), the observation carries an exemplar of ev's span as in eBPF mode.
+func (op *operation) record(s *pkgState, ev *observe.Op, tr *tracer) {
 	h := op.hot.Load()
 	if h == nil || h.state != s || h.namespace != ev.Namespace || h.set != ev.Set || h.errType != ev.ErrorType {
-		obs, labelSet := s.rec.OpObserver(s.target.Identity, op.name, ev.Namespace, ev.Set, ev.ErrorType)
-		h = &hotSeries{state: s, namespace: ev.Namespace, set: ev.Set, errType: ev.ErrorType, labelSet: labelSet, obs: obs}
+		series, labelSet := s.rec.OpSeries(s.target.Identity, op.name, ev.Namespace, ev.Set, ev.ErrorType)
+		h = &hotSeries{state: s, namespace: ev.Namespace, set: ev.Set, errType: ev.ErrorType, labelSet: labelSet, series: series}
 		op.hot.Store(h)
 	}
-	h.obs.Observe(ev.Duration().Seconds())
+	if tr == nil {
+		h.series.Observe(ev.Duration().Seconds())
+	} else {
+		h.series.ObserveLinked(s.target, *ev, tr.spanOf)
+	}
 	// The observers see the set label the histogram got (after the collection cap); the
 	// caller's ev keeps the set as called, for its span.
 	set := ev.Set
@@ -112,14 +116,18 @@ func finish(start stamp, op *operation, namespace, set string, err as.Error) {
 	errType := clienterr.Classify(op.name, e)
 	s := state()
 	ev := observe.Op{Name: op.name, Namespace: namespace, Set: set, ErrorType: errType, Start: int64(start), End: int64(end)}
-	if s.rec.OperationsEnabled() {
-		op.record(s, &ev)
-	}
-	if tr := s.tracer.Load(); tr != nil {
+	tr := s.tracer.Load()
+	if tr != nil {
+		// Before recording: the span's IDs derive from ID, and the exemplars name the span.
 		ev.ID = opIDs.Add(1)
 		if errType != "" {
 			ev.ResultCode = clienterr.Code(e)
 		}
+	}
+	if s.rec.OperationsEnabled() {
+		op.record(s, &ev, tr)
+	}
+	if tr != nil {
 		tr.Op(s.target, ev)
 	}
 }

@@ -3,6 +3,7 @@ package inproc
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 )
 
 // gathererCollector exposes a registry's families as a Collector for another registry. It is
@@ -20,33 +21,25 @@ func (c gathererCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			names := make([]string, 0, len(m.GetLabel()))
-			values := make([]string, 0, len(m.GetLabel()))
 			for _, lp := range m.GetLabel() {
 				names = append(names, lp.GetName())
-				values = append(values, lp.GetValue())
 			}
-			desc := prometheus.NewDesc(mf.GetName(), mf.GetHelp(), names, nil)
-			var pm prometheus.Metric
-			var err error
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				pm, err = prometheus.NewConstMetric(desc, prometheus.CounterValue, m.GetCounter().GetValue(), values...)
-			case dto.MetricType_GAUGE:
-				pm, err = prometheus.NewConstMetric(desc, prometheus.GaugeValue, m.GetGauge().GetValue(), values...)
-			case dto.MetricType_HISTOGRAM:
-				h := m.GetHistogram()
-				buckets := make(map[float64]uint64, len(h.GetBucket()))
-				for _, b := range h.GetBucket() {
-					buckets[b.GetUpperBound()] = b.GetCumulativeCount()
-				}
-				pm, err = prometheus.NewConstHistogram(desc, h.GetSampleCount(), h.GetSampleSum(), buckets, values...)
-			default:
-				continue // the recorder exports only counters, gauges and histograms
-			}
-			if err != nil {
-				pm = prometheus.NewInvalidMetric(desc, err)
-			}
-			ch <- pm
+			ch <- gatheredMetric{desc: prometheus.NewDesc(mf.GetName(), mf.GetHelp(), names, nil), m: m}
 		}
 	}
+}
+
+// gatheredMetric hands on a gathered sample whole, so that the application's registry serves
+// what ours does: native buckets and exemplars included, which the const-metric constructors
+// would drop.
+type gatheredMetric struct {
+	desc *prometheus.Desc
+	m    *dto.Metric
+}
+
+func (g gatheredMetric) Desc() *prometheus.Desc { return g.desc }
+
+func (g gatheredMetric) Write(out *dto.Metric) error {
+	proto.Merge(out, g.m)
+	return nil
 }

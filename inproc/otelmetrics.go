@@ -20,7 +20,8 @@ var metricExport struct {
 // InitMetricsExport starts pushing the operation and stage histograms over OTLP (or to the
 // console) as OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_* and OTEL_METRIC_EXPORT_INTERVAL
 // say, next to the Prometheus registry. With OTEL_METRICS_EXPORTER unset or "prometheus"
-// it does nothing. It is idempotent; in-process data points carry no exemplars.
+// it does nothing. It is idempotent. While tracing runs (InitTracing), data points carry
+// exemplars naming sampled spans, as in eBPF mode.
 func InitMetricsExport() error {
 	metricExport.mu.Lock()
 	defer metricExport.mu.Unlock()
@@ -38,6 +39,7 @@ func InitMetricsExport() error {
 	s := state()
 	o.Describe = func(*observe.Target) *tracing.Process { return s.process }
 	o.Logf = logf
+	o.SpanOf = s.spanOf
 	exp, err := otelmetrics.New(o)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/observe"
@@ -37,12 +38,28 @@ type pkgState struct {
 	// target is this process, the only one the wrapper observes.
 	target  *observe.Target
 	process *tracing.Process
-	tracer  atomic.Pointer[spanfeed.Feed]
+	tracer  atomic.Pointer[tracer]
 
 	tracingMu sync.Mutex
 	serverMu  sync.Mutex
 	server    *http.Server
 	serveDone chan struct{}
+}
+
+// tracer is the running span feed with its SpanOf made once: a method value made per call
+// would be allocated per recorded operation.
+type tracer struct {
+	*spanfeed.Feed
+	spanOf metrics.SpanOf
+}
+
+// spanOf is the span the running tracer gives op, or none while tracing is off; the OTLP
+// exporter asks it for exemplars, as tracing may start after the export.
+func (s *pkgState) spanOf(t *observe.Target, op *observe.Op) trace.SpanContext {
+	if tr := s.tracer.Load(); tr != nil {
+		return tr.spanOf(t, op)
+	}
+	return trace.SpanContext{}
 }
 
 var (
@@ -195,7 +212,7 @@ func InitTracing() error {
 		return err
 	}
 	if tr.Enabled() { // OTEL_SDK_DISABLED=true leaves tracing off
-		s.tracer.Store(tr)
+		s.tracer.Store(&tracer{Feed: tr, spanOf: tr.SpanOf})
 	}
 	return nil
 }

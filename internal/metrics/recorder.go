@@ -38,8 +38,9 @@ type opKey struct {
 	op, namespace, set, errType string
 }
 
-// opSeries is one operation series with its exemplar gates, one per classic bucket.
-type opSeries struct {
+// OpSeries is one operation series with its exemplar gates, one per classic bucket. Callers
+// that keep it (the in-process wrapper) observe it without finding it by its labels.
+type OpSeries struct {
 	obs prometheus.Observer
 	// nextExemplar[i] is the op.End (the source's clock) from which bucket i takes its next
 	// exemplar.
@@ -73,7 +74,7 @@ type Recorder struct {
 	opsEnabled    atomic.Bool
 	stagesEnabled atomic.Bool
 
-	opChildren    sync.Map // opKey -> *opSeries
+	opChildren    sync.Map // opKey -> *OpSeries
 	stageChildren sync.Map // stageKey -> prometheus.Observer
 
 	capMu         sync.Mutex
@@ -163,11 +164,6 @@ func New(o Options) *Recorder {
 	return r
 }
 
-// spanFor asks spanOf about a copy of op, which escapes; only an open exemplar gate pays it.
-func (r *Recorder) spanFor(t *observe.Target, op observe.Op) trace.SpanContext {
-	return r.spanOf(t, &op)
-}
-
 // LinkSpans makes every operation with a sampled span carry an exemplar naming that span.
 // Call it before the first event.
 func (r *Recorder) LinkSpans(spanOf SpanOf) { r.spanOf = spanOf }
@@ -216,54 +212,65 @@ func (r *Recorder) Op(t *observe.Target, op observe.Op) {
 	if !r.opsEnabled.Load() {
 		return
 	}
-	var series *opSeries
+	var series *OpSeries
 	series, op.Set = r.opSeries(t.Identity, op.Name, op.Namespace, op.Set, op.ErrorType)
-	if r.spanOf == nil || !r.observeWithExemplar(series, t, op) {
-		series.obs.Observe(op.Duration().Seconds())
+	if r.spanOf == nil {
+		series.Observe(op.Duration().Seconds())
+	} else {
+		series.ObserveLinked(t, op, r.spanOf)
 	}
 	r.Relay(t, op)
 }
 
-// observeWithExemplar takes op by value: a pointer would make every Op's event escape to
-// the heap, with tracing off too.
-func (r *Recorder) observeWithExemplar(series *opSeries, t *observe.Target, op observe.Op) bool {
+// Observe records one duration, in seconds, without an exemplar.
+func (s *OpSeries) Observe(seconds float64) { s.obs.Observe(seconds) }
+
+// ObserveLinked records op with an exemplar naming the span spanOf gives it, when that span
+// is sampled and op's bucket has taken no exemplar for ExemplarInterval. It takes op by
+// value: a pointer would make every caller's event escape to the heap.
+func (s *OpSeries) ObserveLinked(t *observe.Target, op observe.Op, spanOf SpanOf) {
 	v := op.Duration().Seconds()
-	gate := &series.nextExemplar[sort.SearchFloat64s(semconv.OperationBuckets, v)]
+	gate := &s.nextExemplar[sort.SearchFloat64s(semconv.OperationBuckets, v)]
 	next := gate.Load()
 	if op.End < next {
-		return false
+		s.obs.Observe(v)
+		return
 	}
-	sc := r.spanFor(t, op)
+	sc := spanOfCopy(spanOf, t, op)
 	if !sc.IsSampled() || !gate.CompareAndSwap(next, op.End+int64(ExemplarInterval)) {
-		return false
+		s.obs.Observe(v)
+		return
 	}
-	series.obs.(prometheus.ExemplarObserver).ObserveWithExemplar(v, prometheus.Labels{
+	s.obs.(prometheus.ExemplarObserver).ObserveWithExemplar(v, prometheus.Labels{
 		ExemplarTraceID: sc.TraceID().String(), ExemplarSpanID: sc.SpanID().String(),
 	})
-	return true
 }
 
-// OpObserver returns the operation histogram's series for these labels and the set label
-// it has (the collection cap applied), for callers that keep the series: observing it and
+// spanOfCopy asks spanOf about a copy of op, which escapes; only an open exemplar gate pays it.
+func spanOfCopy(spanOf SpanOf, t *observe.Target, op observe.Op) trace.SpanContext {
+	return spanOf(t, &op)
+}
+
+// OpSeries returns the operation histogram's series for these labels and the set label it
+// has (the collection cap applied), for callers that keep the series: observing it and
 // calling Relay with that set is Op without the lookup. It ignores SetOperationsEnabled;
 // callers check it.
-func (r *Recorder) OpObserver(id *Identity, op, namespace, set, errorType string) (prometheus.Observer, string) {
-	series, capped := r.opSeries(id, op, namespace, set, errorType)
-	return series.obs, capped
+func (r *Recorder) OpSeries(id *Identity, op, namespace, set, errorType string) (*OpSeries, string) {
+	return r.opSeries(id, op, namespace, set, errorType)
 }
 
-func (r *Recorder) opSeries(id *Identity, op, namespace, set, errorType string) (*opSeries, string) {
+func (r *Recorder) opSeries(id *Identity, op, namespace, set, errorType string) (*OpSeries, string) {
 	k := opKey{id: id, op: op, namespace: namespace, set: set, errType: errorType}
 	series, ok := r.opChildren.Load(k)
 	if !ok {
 		k.set = r.capCollection(id, namespace, set)
 		if series, ok = r.opChildren.Load(k); !ok {
 			values := append([]string{semconv.SystemName, namespace, k.set, op, errorType}, labelValues(id)...)
-			series, _ = r.opChildren.LoadOrStore(k, &opSeries{obs: r.opHist.WithLabelValues(values...),
+			series, _ = r.opChildren.LoadOrStore(k, &OpSeries{obs: r.opHist.WithLabelValues(values...),
 				nextExemplar: make([]atomic.Int64, len(semconv.OperationBuckets)+1)})
 		}
 	}
-	return series.(*opSeries), k.set
+	return series.(*OpSeries), k.set
 }
 
 // Relay feeds one recorded operation, its set label capped, to the added observers only.
