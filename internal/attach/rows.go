@@ -45,11 +45,20 @@ func rowConfig(p probes.Probe, offs *fieldOffsets, spanCtx int32) (bpf.Asobserve
 	if p.NestedCallee() {
 		cfg.Flags |= uint8(probes.FlagNestedCallee)
 	}
+	if p.Remaining != (probes.Field{}) {
+		cfg.Flags |= uint8(probes.FlagLastWorker)
+	}
 	slots := map[probes.Field]*int32{
 		probes.KeyNamespace: &cfg.OffNs, probes.KeySet: &cfg.OffSet,
 		probes.StmtNamespace: &cfg.OffNs, probes.StmtSet: &cfg.OffSet,
 		probes.BatchRecordKey: &cfg.OffKey, probes.ErrWrapped: &cfg.OffErrWrapped,
-		probes.ErrResultCode: &cfg.OffErrCode, probes.ConnNode: &cfg.OffNode, p.Corr: &cfg.OffCorr,
+		probes.ErrResultCode: &cfg.OffErrCode, probes.ConnNode: &cfg.OffNode,
+	}
+	if p.Kind == probes.KindLink {
+		slots[p.Corr] = &cfg.OffCorr
+	}
+	if p.Remaining != (probes.Field{}) {
+		slots[p.Remaining] = &cfg.OffRemaining
 	}
 	for _, f := range p.Fields() {
 		if f == probes.SpanContext {

@@ -35,6 +35,10 @@ type Row struct {
 	Ptr   string  // the recordset (async, errsink) or receiver (links, nodes) argument
 	Flags Flags
 	Corr  Field // Link: the command's slice field that shares the op's argument
+	// Remaining: an async worker that is one of several (per-node queries of old
+	// clients) names the field of Ptr's struct that points to the count of workers still
+	// running, an int64; the op ends at the return that finds it zero.
+	Remaining Field
 	// Counts lists the exported *Client methods whose calls the row counts besides its
 	// own function's: callers that the compiler inlines into it (ScanAll, Query).
 	Counts []string
@@ -121,6 +125,9 @@ func (r Row) Fields() []Field {
 	}
 	if r.Kind == KindLink {
 		out = append(out, r.Corr)
+	}
+	if r.Remaining != (Field{}) {
+		out = append(out, r.Remaining)
 	}
 	if r.Flags&FlagNode != 0 {
 		out = append(out, ConnNode)
@@ -419,6 +426,9 @@ func (r Row) Resolve() (Probe, error) {
 		if a, _ := d.find(r.At); a.Type != "string" || r.setAfter(d) != "string" {
 			return Probe{}, fmt.Errorf("%s: namespace %q must be a string followed by the set string", d.Symbol, r.At)
 		}
+	}
+	if r.Remaining != (Field{}) && (r.Kind != KindAsyncWorker || r.Ptr == "") {
+		return Probe{}, fmt.Errorf("%s: only an async worker row with a recordset counts remaining workers", d.Symbol)
 	}
 	if (r.Names == LocNone) != (r.At == "") {
 		return Probe{}, fmt.Errorf("%s: a locator needs the argument it reads, and only then", d.Symbol)

@@ -70,6 +70,9 @@ const (
 	// v7.6.0 split Operate into Operate -> operate.
 	v7Unsplit Range = ">=v7.0.0 <v7.6.0"
 	v7Split   Range = ">=v7.6.0 <v8.0.0"
+	// Before v6.13.0 a query with a filter runs one worker per node (queryNodes), not
+	// through queryPartitions.
+	perNodeQueries Range = ">=v6.0.0 <v6.13.0"
 	// From v7.5.0 on, a batch's one-key node share runs a single-record operation.
 	singleKeyBatches Range = ">=v7.5.0 <v9.0.0"
 )
@@ -122,6 +125,13 @@ var Rows = []Row{
 	{Func: "func (c *Client) queryNodePartitions(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"QueryNode"}, Optional: true},
 	{Func: "func (c *Client) queryPartitions(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset)", Kind: KindAsyncWorker, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Ptr: "recordset"},
 	{Func: "func (rs *Recordset) sendError(err Error)", Kind: KindErrsink, Err: "err", Ptr: "rs", Optional: true},
+	// Old clients: Query and QueryNode with a filter start one worker per node, each of
+	// which calls signalEnd when done; the stream ends at the call that leaves no worker.
+	// Without a filter they call QueryPartitions (queryNodePartitions), nested in them.
+	// The start call's row names the op: signalEnd ends scans too.
+	{Func: "func (c *Client) Query(policy *QueryPolicy, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Versions: perNodeQueries},
+	{Func: "func (c *Client) QueryNode(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Versions: perNodeQueries},
+	{Func: "func (rcs *Recordset) signalEnd()", Kind: KindAsyncWorker, Op: semconv.OpQuery, Ptr: "rcs", Remaining: Field{"Recordset", "objectset.goroutines"}, Versions: perNodeQueries},
 
 	// The object API (client_reflect.go, left out of builds tagged as_performance, so every
 	// row is optional) counts under the seed's names. It calls no probed function: no call
@@ -137,6 +147,10 @@ var Rows = []Row{
 	{Func: "func (c *Client) QueryPartitionObjects(policy *QueryPolicy, statement *Statement, objChan interface{}, partitionFilter *PartitionFilter) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"QueryObjects"}, Optional: true},
 	{Func: "func (c *Client) queryNodePartitionsObjects(policy *QueryPolicy, node *Node, statement *Statement, objChan interface{}) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"QueryNodeObjects"}, Optional: true},
 	{Func: "func (c *Client) queryPartitionObjects(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset) (err Error)", Kind: KindAsyncWorker, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Ptr: "recordset", Optional: true},
+	// Old clients' QueryObjects with a filter runs per-node workers that end the stream
+	// through signalEnd, as Query does. (Their QueryNodeObjects with a filter never ends
+	// its stream: see the inventory.)
+	{Func: "func (c *Client) QueryObjects(policy *QueryPolicy, statement *Statement, objChan interface{}) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Optional: true, Versions: perNodeQueries},
 
 	// A batch UDF; its one-key node share calls the unprobed execute, not Execute.
 	{Func: "func (c *Client) BatchExecute(policy *BatchPolicy, udfPolicy *BatchUDFPolicy, keys []*Key, packageName string, functionName string, args ...Value) (recs []*BatchRecord, err Error)", Kind: KindOp, Op: semconv.OpBatchApply, Names: LocKeySlice, At: "keys", Err: "err", Flags: FlagCorr},
@@ -172,6 +186,10 @@ var Rows = []Row{
 	{Func: "func (cmd *scanPartitionObjectsCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"scanPartitionObjectsCommand", "baseMultiCommand.recordset"}, Optional: true},
 	{Func: "func (cmd *queryPartitionObjectsCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"queryPartitionObjectsCommand", "baseMultiCommand.recordset"}, Optional: true},
 	{Func: "func (cmd *queryPartitionCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"queryPartitionCommand", "baseMultiCommand.recordset"}, Optional: true},
+	// Old clients' per-node query commands. A worker may start before the query call
+	// returns and registers the recordset: its stages then go unattributed.
+	{Func: "func (cmd *queryCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"queryCommand", "baseMultiCommand.recordset"}, Optional: true, Versions: perNodeQueries},
+	{Func: "func (cmd *queryObjectsCommand) Execute() (err Error)", Kind: KindLink, Stage: StageIDScheduleDelay, Ptr: "cmd", Corr: Field{"queryObjectsCommand", "queryCommand.baseMultiCommand.recordset"}, Optional: true, Versions: perNodeQueries},
 	{Func: "func (cmd *singleCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: KindAttempt, Stage: StageIDConnAcquire, Optional: true},
 	{Func: "func (cmd *baseMultiCommand) getConnection(policy Policy) (conn *Connection, err Error)", Kind: KindAttempt, Stage: StageIDConnAcquire, Optional: true},
 	// Connection.Write also tells which node an op was sent to (server.address): with
