@@ -19,7 +19,8 @@ import (
 // The agent's added CPU per 10k ops/s for each feature of issue 17, as the process's own
 // CPU time (getrusage: every goroutine, the exporter's included) per recorded operation,
 // times 10,000: "cpu-ms/s@10k" is milliseconds of CPU per second at 10k ops/s (10 = 1% of
-// one core). Run: go test ./internal/otelmetrics/ -run X -bench AddedCPU -benchtime 200000x
+// one core). make bench runs it and reports each feature against its baseline sub-benchmark
+// (bench/cmd/benchrun/featurecost.go pairs them by these names).
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

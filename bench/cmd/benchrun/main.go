@@ -50,7 +50,7 @@ const benchMix = "put=1,get=1,select=1,exists=1,remove=1,touch=1,append=1,prepen
 var (
 	logger  = log.New(os.Stderr, "benchrun: ", log.Ltime)
 	verbose = flag.Bool("v", false, "log the phases of every run")
-	phases  = flag.String("phases", "modes,probehits,stages,agent,saturation,micro", "phases to run (for debugging the harness)")
+	phases  = flag.String("phases", "modes,probehits,stages,agent,saturation,micro,features", "phases to run (for debugging the harness)")
 )
 
 func phase(name string) bool {
@@ -177,6 +177,9 @@ func run(c config) (*report, error) {
 	}()
 	if phase("micro") {
 		runMicro(rep, root)
+	}
+	if phase("features") {
+		runFeatureCost(rep, root)
 	}
 	<-closed
 	rep.evaluateGoals()

@@ -95,6 +95,8 @@ type report struct {
 	BatchReadStages    []stageRow        `json:"batch_read_stages"`
 	BatchProbeHits     []probeHitRow     `json:"batch_read_probe_hits"`
 	Agent              []figure          `json:"agent"`
+	FeatureCost        []featureCostRow  `json:"feature_added_cpu,omitempty"`
+	FeatureCostNote    string            `json:"feature_added_cpu_note,omitempty"`
 	Goals              []figure          `json:"goals"`
 	AttachLog          string            `json:"attach_log,omitempty"`
 	Notes              []string          `json:"notes,omitempty"`
@@ -446,6 +448,7 @@ func (r *report) markdown() string {
 			p("\n%s.\n", off.Note)
 		}
 	}
+	r.featureCostMarkdown(p)
 	p("\n## Agent figures\n\n| figure | value | unit | note |\n|---|---:|---|---|\n")
 	for _, f := range r.Agent {
 		p("| %s | %s | %s | %s |\n", f.Name, num(f.Value), f.Unit, f.Note)
