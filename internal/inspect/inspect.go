@@ -30,10 +30,9 @@ const ClientModulePrefix = "github.com/aerospike/aerospike-client-go"
 // SupportedMajors lists the client majors asobserve can observe.
 var SupportedMajors = []int{6, 7, 8}
 
-// OldestClient is the oldest client release asobserve observes exactly. Before it, a Query
-// with a filter runs the per-node secondary-index executor: the query ends when the last of
-// its node goroutines does, which no probe sees, so those queries would go uncounted.
-const OldestClient = "v6.13.0"
+// OldestClient is the oldest client release asobserve observes exactly: the oldest v6
+// release the module proxy serves, so the oldest the matrix can prove.
+const OldestClient = "v6.10.0"
 
 // Binary is an opened, validated Go executable. It keeps the file open until
 // Close, so that /proc/PID/exe stays valid even if the target exits.
@@ -249,7 +248,7 @@ func (b *Binary) checkBuildInfo(info *buildinfo.BuildInfo) error {
 		return newErr(ErrUnsupportedClient, nil, "%s uses aerospike-client-go %s (%s); asobserve supports v6, v7 and v8: upgrade the client", subj, b.ClientVersion, b.ClientModule)
 	}
 	if semver.IsValid(b.ClientVersion) && semver.Compare(b.ClientVersion, OldestClient) < 0 {
-		return newErr(ErrUnsupportedClient, nil, "%s uses aerospike-client-go %s; asobserve supports %s and later (older clients run filtered queries on a per-node executor whose end it cannot see): upgrade the client to %s or later", subj, b.ClientVersion, OldestClient, OldestClient)
+		return newErr(ErrUnsupportedClient, nil, "%s uses aerospike-client-go %s; asobserve supports %s and later (older releases are not tested): upgrade the client to %s or later", subj, b.ClientVersion, OldestClient, OldestClient)
 	}
 	return nil
 }

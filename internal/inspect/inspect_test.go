@@ -183,10 +183,13 @@ func TestFieldOffsets(t *testing.T) {
 	fromTable, err := stripped.Offsets()
 	must(t, err)
 	// batchIndexCommandGet.records is v8's; v7 keeps the slice in its embedded batchCommandGet.
-	if _, ok := fromDWARF[FieldRef{"batchIndexCommandGet", "records"}]; ok {
-		t.Error("v7 has batchIndexCommandGet.records: the field is v8's")
+	// queryObjectsCommand, the per-node object query of older clients, is gone since v7.5.0.
+	for _, ref := range []FieldRef{{"batchIndexCommandGet", "records"}, {"queryObjectsCommand", "queryCommand.baseMultiCommand.recordset"}} {
+		if _, ok := fromDWARF[ref]; ok {
+			t.Errorf("v7.10.2 has %s", ref)
+		}
 	}
-	if want := len(RequiredFields) - 1; len(fromDWARF) != want || len(fromTable) != want {
+	if want := len(RequiredFields) - 2; len(fromDWARF) != want || len(fromTable) != want {
 		t.Fatalf("Offsets: %d from DWARF, %d from table, want %d", len(fromDWARF), len(fromTable), want)
 	}
 	for _, ref := range RequiredFields {
@@ -305,7 +308,7 @@ func TestOpenErrors(t *testing.T) {
 	oldGo := "1.16" + goVer[len("1.26"):]
 	tooOld := patched("too-old", stripped, replaceOnce("go"+goVer, "go"+oldGo))
 	unknownVersion := patched("unknown-version", stripped, replaceOnce("v7.10.2", "v7.10.9"))
-	oldClient := patched("old-client", stripped, replaceOnce("v7.10.2", "v6.12.0"))
+	oldClient := patched("old-client", stripped, replaceOnce("v7.10.2", "v6.9.10"))
 	badMajor := patched("bad-major", stripped, replaceOnce("aerospike-client-go/v7\tv7.10.2", "aerospike-client-go/v5\tv5.10.2"))
 	corruptELF := patched("corrupt-elf", hello, func(b []byte) []byte {
 		b[0x28] = 0xff // e_shoff far beyond the file
@@ -326,7 +329,7 @@ func TestOpenErrors(t *testing.T) {
 		{notELF, ErrNotGo, notELF + " is not a Go binary (not an ELF executable): point asobserve at a Go service"},
 		{hello, ErrNoClient, hello + " does not use aerospike-client-go (not in its Go build info): point asobserve at a service built with aerospike-client-go v6, v7 or v8"},
 		{tooOld, ErrGoTooOld, tooOld + " is a Go go" + oldGo + " binary; asobserve needs Go >= 1.17 (register ABI): rebuild the service with a newer Go"},
-		{oldClient, ErrUnsupportedClient, oldClient + " uses aerospike-client-go v6.12.0; asobserve supports v6.13.0 and later (older clients run filtered queries on a per-node executor whose end it cannot see): upgrade the client to v6.13.0 or later"},
+		{oldClient, ErrUnsupportedClient, oldClient + " uses aerospike-client-go v6.9.10; asobserve supports v6.10.0 and later (older releases are not tested): upgrade the client to v6.10.0 or later"},
 		{badMajor, ErrUnsupportedClient, badMajor + " uses aerospike-client-go v5.10.2 (github.com/aerospike/aerospike-client-go/v5); asobserve supports v6, v7 and v8: upgrade the client"},
 		{corruptELF, ErrCorrupt, corruptELF + ": corrupt ELF (EOF): the file is damaged; rebuild or reinstall it"},
 		{truncatedPclntab, ErrCorrupt, truncatedPclntab + ": corrupt or truncated .gopclntab (function table): the file is damaged; rebuild or reinstall it"},

@@ -38,6 +38,11 @@ var RequiredFields = []FieldRef{
 	{"queryPartitionCommand", "baseMultiCommand.recordset"},
 	{"scanPartitionObjectsCommand", "baseMultiCommand.recordset"},
 	{"queryPartitionObjectsCommand", "baseMultiCommand.recordset"},
+	// Before v6.13.0 a filtered query runs per-node commands, and the count of those still
+	// running ends it.
+	{"queryCommand", "baseMultiCommand.recordset"},
+	{"queryObjectsCommand", "queryCommand.baseMultiCommand.recordset"},
+	{"Recordset", "objectset.goroutines"},
 	{"baseCommand", "node"},
 	{"Connection", "node"},
 	{"Node", "host"},
