@@ -87,8 +87,11 @@ func TestRenderMajors(t *testing.T) {
 			client := "github.com/aerospike/aerospike-client-go/" + major
 			wantMain := []string{"encoding/json", "flag", "fmt", "os", "os/signal", "sort", "strings", "syscall", "time",
 				client, module + "/internal/clienterr"}
-			if major == "v8" { // PutPayload's hand-built write frame
+			switch major {
+			case "v8": // PutPayload's hand-built write frame
 				wantMain = append([]string{"encoding/binary"}, wantMain...)
+			case "v6": // the linked client version, which decides how QueryNodeObjects is called
+				wantMain = slices.Insert(wantMain, slices.Index(wantMain, "os/signal")+1, "runtime/debug")
 			}
 			if got := imports(t, filepath.Join(dir, "main.go")); !slices.Equal(got, wantMain) {
 				t.Errorf("main.go imports %v, want %v", got, wantMain)
