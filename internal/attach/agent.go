@@ -97,10 +97,12 @@ type exeProbes struct {
 	rows       []resolvedRow
 	opLinks    []link.Link
 	stageLinks []link.Link
-	pids       map[int]bool
-	info       BinaryInfo
-	slot       uint32
-	hostOffs   hostOffsets
+	// procs are the executable's targets, a detaching one beside the attach that reuses
+	// its pid.
+	procs    map[*Target]bool
+	info     BinaryInfo
+	slot     uint32
+	hostOffs hostOffsets
 	// hasHostOffs: the node's host can be read (server.address).
 	hasHostOffs bool
 }
@@ -119,9 +121,13 @@ type Agent struct {
 
 	reader *ringbuf.Reader
 
-	mu      sync.Mutex
-	exes    map[exeKey]*exeProbes
-	targets sync.Map // uint32 pid -> *Target
+	mu   sync.Mutex
+	exes map[exeKey]*exeProbes
+	// live is the latest target of each pid, the one Attach and Detach act on.
+	live map[int]*Target
+	// targets resolves records: watched -> *Target. A detaching target stays until its
+	// records are read, also when a new process on its pid is attached meanwhile.
+	targets sync.Map
 	stages  bool
 	free    []uint32
 	slots   [maxExes]bool
@@ -160,7 +166,7 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 	if err := spec.Variables["wakeup_every"].Set(wakeupEvery(opts.RingBufferSize)); err != nil {
 		return nil, fmt.Errorf("configuring BPF: %w", err)
 	}
-	a := &Agent{rec: rec, opts: opts, exes: map[exeKey]*exeProbes{}, stages: opts.Stages}
+	a := &Agent{rec: rec, opts: opts, exes: map[exeKey]*exeProbes{}, live: map[int]*Target{}, stages: opts.Stages}
 	if err := spec.LoadAndAssign(&a.objs, nil); err != nil {
 		if memlockErr != nil && !errors.Is(err, syscall.EPERM) {
 			return nil, fmt.Errorf("loading BPF programs: %v, and raising the memlock rlimit failed (%v): raise `ulimit -l` or grant CAP_SYS_RESOURCE", err, memlockErr)
@@ -235,16 +241,20 @@ func (a *Agent) Targets() []*Target {
 
 // Attach starts observing pid. Processes of an executable that is already attached reuse
 // its probes. On error nothing is left attached.
+//
+// A pid whose previous target is still being detached (its process exited and a new one
+// took the pid) is attached under a new generation: the old target keeps its records.
 func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
-	if _, ok := a.targets.Load(uint32(pid)); ok {
-		return nil, fmt.Errorf("pid %d is already attached", pid)
-	}
 	key, err := exeKeyOf(pid)
 	if err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	prev := a.live[pid]
+	if prev != nil && !prev.detaching.Load() {
+		return nil, fmt.Errorf("pid %d is already attached", pid)
+	}
 	e := a.exes[key]
 	if e == nil {
 		bin, err := inspect.OpenPID(pid)
@@ -259,7 +269,7 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 		}
 		a.exes[key] = e
 	}
-	t := &Target{Binary: e.info, exe: e, gen: a.lastGen.Add(1)}
+	t := &Target{Binary: e.info, exe: e, gen: a.nextGen()}
 	t.Target = observe.Target{PID: pid, Identity: id, Wall: a.wall, Server: t.Server}
 	bias, err := loadBias(pid)
 	if err == nil {
@@ -267,19 +277,48 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 		if e.info.AppSpans && a.opts.Tracing {
 			flags |= targetAppSpans
 		}
+		if prev != nil {
+			// What the previous owner's probes left keyed by this pid (operations it died
+			// with) must not be taken for the new process's; its Detach leaves the pid's
+			// entries to the newer attach.
+			a.releaseProcessState(uint32(pid))
+		}
 		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot, Flags: flags, Gen: t.gen})
 	}
 	if err != nil {
-		if len(e.pids) == 0 {
+		if len(e.procs) == 0 {
 			a.detachExe(e)
 			delete(a.exes, key)
 		}
 		return nil, fmt.Errorf("adding pid %d to the pid filter: %w", pid, err)
 	}
-	e.pids[pid] = true
-	a.targets.Store(uint32(pid), t)
+	e.procs[t] = true
+	a.live[pid] = t
+	a.targets.Store(t.watched(), t)
 	a.self.AttachedProcesses.Inc()
 	return t, nil
+}
+
+// nextGen returns a generation no attach of this agent had; 0 is never one. Called with
+// a.mu held.
+func (a *Agent) nextGen() uint32 {
+	gen := a.lastGen.Add(1)
+	if gen == 0 {
+		gen = a.lastGen.Add(1)
+	}
+	return gen
+}
+
+func (t *Target) watched() watched { return watched{uint32(t.PID), t.gen} }
+
+// unwatch removes t's process from the BPF pid filter, unless the entry is already a newer
+// attach's (or gone: the exit tracepoint deletes it when the process ends). Called with
+// a.mu held, which Attach holds while it writes the entry.
+func (a *Agent) unwatch(t *Target) {
+	var cur bpf.AsobserveTarget
+	if err := a.objs.Pids.Lookup(uint32(t.PID), &cur); err == nil && cur.Gen == t.gen {
+		_ = a.objs.Pids.Delete(uint32(t.PID))
+	}
 }
 
 // Detach stops observing pid; the executable's probes go when its last process goes.
@@ -288,26 +327,38 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 // still attributed to it: the target is forgotten (and the executable's probes closed)
 // once the agent has read everything the kernel produced before the detach; then the
 // observers hear TargetGone.
+//
+// A new process that takes the pid meanwhile can be attached before Detach returns: the
+// records of each are told apart by generation, and Detach leaves the new one's entries.
 func (a *Agent) Detach(pid int) error {
-	v, ok := a.targets.Load(uint32(pid))
-	if !ok {
+	a.mu.Lock()
+	t := a.live[pid]
+	if t == nil {
+		a.mu.Unlock()
 		return fmt.Errorf("pid %d is not attached", pid)
 	}
-	t := v.(*Target)
 	if !t.detaching.CompareAndSwap(false, true) {
+		a.mu.Unlock()
 		return fmt.Errorf("pid %d is already being detached", pid)
 	}
-	_ = a.objs.Pids.Delete(uint32(pid))
+	a.unwatch(t)
+	a.mu.Unlock()
 	a.pipe.retire(t, 3*time.Second, func() {
-		if _, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
+		if _, ok := a.targets.LoadAndDelete(t.watched()); ok {
 			a.self.AttachedProcesses.Dec()
 		}
 	})
-	a.releaseProcessState(uint32(pid))
+	if detachDrained != nil {
+		detachDrained(pid)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	delete(t.exe.pids, pid)
-	if len(t.exe.pids) == 0 && a.exes[t.exe.key] == t.exe {
+	if a.live[pid] == t {
+		delete(a.live, pid)
+		a.releaseProcessState(uint32(pid))
+	}
+	delete(t.exe.procs, t)
+	if len(t.exe.procs) == 0 && a.exes[t.exe.key] == t.exe {
 		a.detachExe(t.exe)
 		delete(a.exes, t.exe.key)
 	}
@@ -350,7 +401,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s for uprobes: %w", bin.Target, err)
 	}
-	e := &exeProbes{key: key, bin: bin, exe: ex, pids: map[int]bool{}, slot: maxExes}
+	e := &exeProbes{key: key, bin: bin, exe: ex, procs: map[*Target]bool{}, slot: maxExes}
 	e.info = BinaryInfo{Path: bin.Target, GoVersion: bin.GoVersion, ClientModule: bin.ClientModule,
 		ClientVersion: bin.ClientVersion, Stripped: bin.Stripped, PIE: bin.PIE}
 	fail := func(err error) (*exeProbes, error) {
@@ -479,6 +530,11 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 	return nil
 }
 
+// detachDrained, set only by tests, runs in Detach once the target's records are read and
+// it is forgotten, before its per-pid state is released: where a new process on the pid
+// can be attached.
+var detachDrained func(pid int)
+
 // attachFault, set only by tests, makes attachLinks fail for the executables it picks.
 var attachFault func(path string, stages bool) error
 
@@ -569,11 +625,14 @@ func (a *Agent) detachExe(e *exeProbes) {
 		a.slots[e.slot] = false
 		e.slot = maxExes
 	}
-	for pid := range e.pids {
-		_ = a.objs.Pids.Delete(uint32(pid))
-		if t, ok := a.targets.LoadAndDelete(uint32(pid)); ok {
+	for t := range e.procs {
+		a.unwatch(t)
+		if a.live[t.PID] == t {
+			delete(a.live, t.PID)
+		}
+		if _, ok := a.targets.LoadAndDelete(t.watched()); ok {
 			a.self.AttachedProcesses.Dec()
-			a.pipe.obs.TargetGone(&t.(*Target).Target)
+			a.pipe.obs.TargetGone(&t.Target)
 		}
 	}
 	if e.bin != nil {
@@ -631,8 +690,8 @@ func (a *Agent) SetStages(on bool) error {
 		for _, e := range a.exes {
 			// The process the executable was opened through may be gone; any live
 			// process of it names the same file.
-			for pid := range e.pids {
-				if ex, err := link.OpenExecutable(fmt.Sprintf("/proc/%d/exe", pid)); err == nil {
+			for t := range e.procs {
+				if ex, err := link.OpenExecutable(fmt.Sprintf("/proc/%d/exe", t.PID)); err == nil {
 					e.exe = ex
 					break
 				}

@@ -25,10 +25,10 @@ type recordSource interface {
 	ReadInto(rec *ringbuf.Record) error
 }
 
-// resolver tells what a record's pid and probe-table row stand for; the loader (Agent)
+// resolver tells what a record's process and probe-table row stand for; the loader (Agent)
 // knows both.
 type resolver interface {
-	target(pid uint32) (*Target, bool)
+	target(w watched) (*Target, bool)
 	// rowOps is a row's operation name and its alternate ("" if it has none).
 	rowOps(row uint16) (op, altOp string, ok bool)
 }
@@ -116,11 +116,16 @@ func (p *pipeline) handle(dec *decoder.Decoder, raw []byte, op *decoder.OpEvent,
 	}
 }
 
+// watched names one attach of a process: a pid can be reused by a new process, which the
+// agent attaches under another generation, while the records of the pid's previous owner
+// are still being read.
+type watched struct{ pid, gen uint32 }
+
 // resolve finds the target and operation name a record belongs to; a record of an unknown
 // row or process counts as invalid.
-func (p *pipeline) resolve(pid uint32, row uint16, alternate bool) (*Target, string, bool) {
+func (p *pipeline) resolve(w watched, row uint16, alternate bool) (*Target, string, bool) {
 	op, altOp, rowKnown := p.res.rowOps(row)
-	t, ok := p.res.target(pid)
+	t, ok := p.res.target(w)
 	if !rowKnown || !ok {
 		p.self.EventsInvalid.Inc()
 		return nil, "", false
@@ -132,7 +137,7 @@ func (p *pipeline) resolve(pid uint32, row uint16, alternate bool) (*Target, str
 }
 
 func (p *pipeline) handleOp(ev *decoder.OpEvent) {
-	t, opName, ok := p.resolve(ev.PID, ev.Row, ev.Alternate)
+	t, opName, ok := p.resolve(watched{ev.PID, ev.Gen}, ev.Row, ev.Alternate)
 	if !ok {
 		return
 	}
@@ -143,7 +148,7 @@ func (p *pipeline) handleOp(ev *decoder.OpEvent) {
 }
 
 func (p *pipeline) handleStage(ev *decoder.StageEvent) {
-	t, opName, ok := p.resolve(ev.PID, ev.Row, ev.Alternate)
+	t, opName, ok := p.resolve(watched{ev.PID, ev.Gen}, ev.Row, ev.Alternate)
 	if !ok {
 		return
 	}
@@ -224,8 +229,8 @@ func (p *pipeline) retire(t *Target, timeout time.Duration, forget func()) {
 }
 
 // target implements resolver.
-func (a *Agent) target(pid uint32) (*Target, bool) {
-	v, ok := a.targets.Load(pid)
+func (a *Agent) target(w watched) (*Target, bool) {
+	v, ok := a.targets.Load(w)
 	if !ok {
 		return nil, false
 	}

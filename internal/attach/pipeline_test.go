@@ -60,16 +60,16 @@ func (s *recordedSource) ReadInto(rec *ringbuf.Record) error {
 // fakeLoader is the resolver and kernel counters the loader would be.
 type fakeLoader struct {
 	mu       sync.Mutex
-	targets  map[uint32]*Target
+	targets  map[watched]*Target
 	rows     map[uint16][2]string
 	produced atomic.Uint64
 	lost     atomic.Uint64
 }
 
-func (l *fakeLoader) target(pid uint32) (*Target, bool) {
+func (l *fakeLoader) target(w watched) (*Target, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t, ok := l.targets[pid]
+	t, ok := l.targets[w]
 	return t, ok
 }
 
@@ -80,10 +80,10 @@ func (l *fakeLoader) rowOps(row uint16) (string, string, bool) {
 
 func (l *fakeLoader) kernel() (uint64, uint64, error) { return l.produced.Load(), l.lost.Load(), nil }
 
-func (l *fakeLoader) forget(pid uint32) {
+func (l *fakeLoader) forget(w watched) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.targets, pid)
+	delete(l.targets, w)
 }
 
 // eventLog records what the observers hear, in order.
@@ -146,12 +146,15 @@ type pipelineRun struct {
 	done   chan error
 }
 
-// startPipeline runs a pipeline with one target, pid 100, feeding the recorder and a log.
+// checkout is the pipeline's one target: pid 100, attach generation 1.
+var checkout = watched{100, 1}
+
+// startPipeline runs a pipeline with one target, checkout, feeding the recorder and a log.
 func startPipeline(t *testing.T) *pipelineRun {
 	t.Helper()
 	r := &pipelineRun{src: newRecordedSource(), log: &eventLog{}, rec: metrics.New(metrics.Options{}), done: make(chan error, 1)}
 	r.target = &Target{Target: observe.Target{PID: 100, Identity: &observe.Identity{Service: "checkout"}}}
-	r.loader = &fakeLoader{targets: map[uint32]*Target{100: r.target},
+	r.loader = &fakeLoader{targets: map[watched]*Target{checkout: r.target},
 		rows: map[uint16][2]string{rowPut: {semconv.OpPut, ""}, rowGet: {semconv.OpGet, semconv.OpSelect}}}
 	r.self = NewSelfMetrics(r.rec.Registry)
 	r.rec.SetStagesEnabled(true)
@@ -187,7 +190,7 @@ func (r *pipelineRun) waitHandled(t *testing.T, n uint64) {
 }
 
 type opRecord struct {
-	pid                uint32
+	proc               watched
 	row                uint16
 	failed, alternate  bool
 	code               int32
@@ -211,7 +214,7 @@ func encode(t *testing.T, v any) []byte {
 
 func (o opRecord) bytes(t *testing.T) []byte {
 	ev := bpf.AsobserveEventOp{Type: uint8(bpf.AsobserveEventTypeEVENT_OP), NsLen: uint8(len(o.namespace)), SetLen: uint8(len(o.set)),
-		Tgid: o.pid, Row: o.row, Code: o.code, Cause: o.code, OpId: o.id, Start: o.start, End: o.end, Node: o.node}
+		Tgid: o.proc.pid, Gen: o.proc.gen, Row: o.row, Code: o.code, Cause: o.code, OpId: o.id, Start: o.start, End: o.end, Node: o.node}
 	if o.failed {
 		ev.Flags |= uint8(bpf.AsobserveEventFlagsEVENT_FAILED)
 	}
@@ -231,8 +234,8 @@ func (o opRecord) bytes(t *testing.T) []byte {
 	return encode(t, &ev)
 }
 
-func stageRecord(t *testing.T, pid uint32, row uint16, alternate bool, stage uint8, opID, start, end uint64) []byte {
-	ev := bpf.AsobserveEventStage{Type: uint8(bpf.AsobserveEventTypeEVENT_STAGE), Stage: stage, Row: row, Tgid: pid,
+func stageRecord(t *testing.T, proc watched, row uint16, alternate bool, stage uint8, opID, start, end uint64) []byte {
+	ev := bpf.AsobserveEventStage{Type: uint8(bpf.AsobserveEventTypeEVENT_STAGE), Stage: stage, Row: row, Tgid: proc.pid, Gen: proc.gen,
 		OpId: opID, Start: start, End: end}
 	if alternate {
 		ev.Flags = uint32(bpf.AsobserveEventFlagsEVENT_ALTERNATE)
@@ -258,14 +261,14 @@ func TestPipelineDispatchesOpsAndStagesWithExactNames(t *testing.T) {
 	trace := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 	span := [8]byte{21, 22, 23, 24, 25, 26, 27, 28}
 	r.send(
-		opRecord{pid: 100, row: rowPut, id: 1, start: 1_000, end: 3_000_000, namespace: "test", set: "users", node: 0xc000123000,
+		opRecord{proc: checkout, row: rowPut, id: 1, start: 1_000, end: 3_000_000, namespace: "test", set: "users", node: 0xc000123000,
 			parentTrace: trace, parentSpan: span, parentFlags: 1}.bytes(t),
-		stageRecord(t, 100, rowGet, true, io, 2, 2_000, 2_500),
-		opRecord{pid: 100, row: rowGet, alternate: true, failed: true, code: 2, id: 2, start: 1_500, end: 4_000,
+		stageRecord(t, checkout, rowGet, true, io, 2, 2_000, 2_500),
+		opRecord{proc: checkout, row: rowGet, alternate: true, failed: true, code: 2, id: 2, start: 1_500, end: 4_000,
 			namespace: "test", set: "users"}.bytes(t),
 		// The alternate flag on a row without an alternate op keeps the row's own name.
-		opRecord{pid: 100, row: rowPut, alternate: true, id: 3, start: 10, end: 20, namespace: "test", set: "s"}.bytes(t),
-		opRecord{pid: 100, row: rowGet, id: 4, start: 10, end: 30, namespace: "test", set: "users"}.bytes(t),
+		opRecord{proc: checkout, row: rowPut, alternate: true, id: 3, start: 10, end: 20, namespace: "test", set: "s"}.bytes(t),
+		opRecord{proc: checkout, row: rowGet, id: 4, start: 10, end: 30, namespace: "test", set: "users"}.bytes(t),
 	)
 	r.waitHandled(t, 5)
 
@@ -314,11 +317,14 @@ func TestPipelineDispatchesOpsAndStagesWithExactNames(t *testing.T) {
 
 func TestPipelineCountsUnknownAndCorruptRecordsInvalid(t *testing.T) {
 	r := startPipeline(t)
-	good := opRecord{pid: 100, row: rowPut, id: 1, start: 1, end: 2, namespace: "test", set: "users"}
+	good := opRecord{proc: checkout, row: rowPut, id: 1, start: 1, end: 2, namespace: "test", set: "users"}
 	unknownRow := good
 	unknownRow.row = 9
 	unknownPid := good
-	unknownPid.pid = 999
+	unknownPid.proc.pid = 999
+	// The pid's attach is known, but not this generation: a previous owner's, forgotten.
+	unknownGen := good
+	unknownGen.proc.gen = 2
 	tooLongNamespace := good
 	tooLongNamespace.overrideNamespaceN = 40
 	wrongType := good.bytes(t)
@@ -328,20 +334,21 @@ func TestPipelineCountsUnknownAndCorruptRecordsInvalid(t *testing.T) {
 	r.send(
 		unknownRow.bytes(t),
 		unknownPid.bytes(t),
-		stageRecord(t, 999, rowPut, false, stageID(t, semconv.StageIO), 1, 1, 2), // unknown pid
-		stageRecord(t, 100, 9, false, stageID(t, semconv.StageIO), 1, 1, 2),      // unknown row
+		unknownGen.bytes(t),
+		stageRecord(t, watched{999, 1}, rowPut, false, stageID(t, semconv.StageIO), 1, 1, 2), // unknown pid
+		stageRecord(t, checkout, 9, false, stageID(t, semconv.StageIO), 1, 1, 2),             // unknown row
 		tooLongNamespace.bytes(t),
 		wrongType,
 		backwards.bytes(t),
 		good.bytes(t)[:20], // truncated
 		good.bytes(t),
 	)
-	r.waitHandled(t, 9)
-	if got := testutil.ToFloat64(r.self.EventsInvalid); got != 8 {
-		t.Errorf("events invalid %v, want 8", got)
+	r.waitHandled(t, 10)
+	if got := testutil.ToFloat64(r.self.EventsInvalid); got != 9 {
+		t.Errorf("events invalid %v, want 9", got)
 	}
-	if got := testutil.ToFloat64(r.self.EventsReceived); got != 9 {
-		t.Errorf("events received %v, want 9", got)
+	if got := testutil.ToFloat64(r.self.EventsReceived); got != 10 {
+		t.Errorf("events received %v, want 10", got)
 	}
 	if seq := r.log.sequence(); !slices.Equal(seq, []string{"op put"}) {
 		t.Errorf("observers heard %q, want only the one good op", seq)
@@ -357,7 +364,7 @@ func TestPipelineTargetGoneAfterRecordsInFlight(t *testing.T) {
 	inFlight := make(chan []byte, 3)
 	for id := range uint64(3) {
 		r.loader.produced.Add(1)
-		inFlight <- opRecord{pid: 100, row: rowPut, id: id, start: 1, end: 2, namespace: "test", set: "users"}.bytes(t)
+		inFlight <- opRecord{proc: checkout, row: rowPut, id: id, start: 1, end: 2, namespace: "test", set: "users"}.bytes(t)
 	}
 	close(inFlight)
 	retired := make(chan struct{})
@@ -365,7 +372,7 @@ func TestPipelineTargetGoneAfterRecordsInFlight(t *testing.T) {
 		defer close(retired)
 		r.p.retire(r.target, 10*time.Second, func() {
 			r.log.note("forget")
-			r.loader.forget(100)
+			r.loader.forget(checkout)
 		})
 	}()
 	for raw := range inFlight {
@@ -380,7 +387,7 @@ func TestPipelineTargetGoneAfterRecordsInFlight(t *testing.T) {
 		t.Errorf("TargetGone for %p, want the target %p", from, &r.target.Target)
 	}
 
-	r.send(opRecord{pid: 100, row: rowPut, id: 9, start: 1, end: 2, namespace: "test", set: "users"}.bytes(t))
+	r.send(opRecord{proc: checkout, row: rowPut, id: 9, start: 1, end: 2, namespace: "test", set: "users"}.bytes(t))
 	r.waitHandled(t, 4)
 	if got := testutil.ToFloat64(r.self.EventsInvalid); got != 1 {
 		t.Errorf("events invalid %v after the target went, want 1 (its late record)", got)
@@ -392,7 +399,7 @@ func TestPipelineTargetGoneAfterRecordsInFlight(t *testing.T) {
 
 func TestPipelineCountersFollowTheKernel(t *testing.T) {
 	r := startPipeline(t)
-	r.send(opRecord{pid: 100, row: rowPut, id: 1, start: 1, end: 2, namespace: "test", set: "users"}.bytes(t))
+	r.send(opRecord{proc: checkout, row: rowPut, id: 1, start: 1, end: 2, namespace: "test", set: "users"}.bytes(t))
 	r.waitHandled(t, 1)
 	r.loader.produced.Store(10)
 	r.loader.lost.Store(2)
@@ -430,5 +437,33 @@ func TestSelfMetricsSharedPerRegistry(t *testing.T) {
 	}
 	if n, _ := testutil.GatherAndCount(reg, "process_cpu_seconds_total", "go_goroutines"); n != 2 {
 		t.Errorf("%d of process_cpu_seconds_total and go_goroutines, want each once", n)
+	}
+}
+
+// A process that reuses the pid of one still being detached is another generation: the
+// records of each go to its own identity, whatever order they are read in.
+func TestPipelineTellsAPIDsOwnersApartByGeneration(t *testing.T) {
+	r := startPipeline(t)
+	reuser := watched{checkout.pid, 2}
+	cart := &Target{Target: observe.Target{PID: 100, Identity: &observe.Identity{Service: "cart"}}}
+	r.loader.mu.Lock()
+	r.loader.targets[reuser] = cart
+	r.loader.mu.Unlock()
+	put := func(w watched, id uint64) []byte {
+		return opRecord{proc: w, row: rowPut, id: id, start: 1, end: 2, namespace: "test", set: "users"}.bytes(t)
+	}
+	r.send(put(reuser, 1), put(checkout, 2), put(reuser, 3), put(checkout, 4), put(checkout, 5))
+	r.waitHandled(t, 5)
+	for svc, want := range map[string]uint64{"checkout": 3, "cart": 2} {
+		var got uint64
+		for _, v := range e2etest.OpSeries(t, r.rec.Registry, svc) {
+			got += v.Count
+		}
+		if got != want {
+			t.Errorf("%s: %d operations, want %d", svc, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(r.self.EventsInvalid); got != 0 {
+		t.Errorf("events invalid %v, want 0", got)
 	}
 }
