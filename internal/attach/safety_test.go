@@ -24,13 +24,14 @@ import (
 var cheapMix = []string{"--mix", "get=1,put=1,exists=1", "--keys", "100"}
 
 // safetyCalls is the probed-call count of the stack-growth test: 1M by default (about a
-// minute here), ASOBSERVE_SAFETY_CALLS=10000000 for the long run (given up to two
-// minutes per million calls).
+// minute here; a quarter of it under the race detector, which takes twice as long),
+// ASOBSERVE_SAFETY_CALLS=10000000 for the long run (given up to two minutes per
+// million calls).
 func safetyCalls(t *testing.T) int {
 	t.Helper()
 	v := os.Getenv("ASOBSERVE_SAFETY_CALLS")
 	if v == "" {
-		return 1_000_000
+		return 1_000_000 / raceScale
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
