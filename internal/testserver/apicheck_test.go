@@ -16,16 +16,25 @@ const mrtExpired = 122
 
 // buildAPICheck builds testdata/apicheck against client major v: main.go and the
 // major's checks, with the import rewritten to v, in a module that pins the client
-// version of testdata/targets/<v> (its go.mod and go.sum, the module line renamed).
+// version of testdata/targets/<v>.
 func buildAPICheck(t *testing.T, v string) string {
 	t.Helper()
-	dir := t.TempDir()
 	majorFile := "major_other.go"
 	if v == "v8" {
 		majorFile = "major_v8.go"
 	}
-	for _, f := range []string{"main.go", majorFile} {
-		src, err := os.ReadFile(filepath.Join("testdata", "apicheck", f))
+	return buildClientProgram(t, "apicheck", []string{"main.go", majorFile}, v, "")
+}
+
+// buildClientProgram builds the named files of testdata/<name>, their imports of the v8
+// client rewritten to major v, in a module with the go.mod and go.sum of
+// testdata/targets/<v> (the module line renamed), requiring client version instead of
+// the pinned one when version is not "".
+func buildClientProgram(t *testing.T, name string, files []string, v, version string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range files {
+		src, err := os.ReadFile(filepath.Join("testdata", name, f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +48,7 @@ func buildAPICheck(t *testing.T, v string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goMod = regexp.MustCompile(`(?m)^module .*$`).ReplaceAll(goMod, []byte("module apicheck"))
+	goMod = regexp.MustCompile(`(?m)^module .*$`).ReplaceAll(goMod, []byte("module "+name))
 	goSum, err := os.ReadFile(filepath.Join(targets, "go.sum"))
 	if err != nil {
 		t.Fatal(err)
@@ -50,24 +59,37 @@ func buildAPICheck(t *testing.T, v string) string {
 	if err := os.WriteFile(filepath.Join(dir, "go.sum"), goSum, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "apicheck")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod -buildvcs=false", "GOWORK=off",
+	env := append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod -buildvcs=false", "GOWORK=off",
 		"CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if version != "" {
+		edit := exec.Command("go", "mod", "edit", "-require=github.com/aerospike/aerospike-client-go/"+v+"@"+version)
+		edit.Dir, edit.Env = dir, env
+		if out, err := edit.CombinedOutput(); err != nil {
+			t.Fatalf("go mod edit: client %s: %v\n%s", version, err, out)
+		}
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir, cmd.Env = dir, env
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build apicheck for %s: %v\n%s", v, err, out)
+		t.Fatalf("build %s for %s %s: %v\n%s", name, v, version, err, out)
 	}
 	return bin
 }
 
 func runAPICheck(t *testing.T, bin string, c *Cluster, luaDir, check string) string {
 	t.Helper()
+	return runClientProgram(t, bin, c, "-lua", luaDir, "-check", check)
+}
+
+// runClientProgram runs a program of testdata against the cluster and returns its output.
+func runClientProgram(t *testing.T, bin string, c *Cluster, args ...string) string {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	run := exec.Command(bin, "-hosts", strings.Join(c.Hosts(), ","), "-lua", luaDir, "-check", check)
+	run := exec.Command(bin, append([]string{"-hosts", strings.Join(c.Hosts(), ",")}, args...)...)
 	run.Stdout, run.Stderr = &stdout, &stderr
 	if err := run.Run(); err != nil {
-		t.Fatalf("apicheck -check %s: %v\n%s%s", check, err, stdout.String(), stderr.String())
+		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(bin), strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
 }
@@ -107,6 +129,31 @@ func TestAPICheckMajors(t *testing.T) {
 				if got := runAPICheck(t, bin, c, luaDir, check); got != "ok "+check+"\n" {
 					t.Fatalf("apicheck %s ran %q", check, got)
 				}
+			}
+		})
+	}
+}
+
+// TestPerNodeQueriesOfOldClients runs testdata/pernodequery, built against the v6 releases
+// before v6.13.0 that asobserve supports, on a fresh 2-node cluster each: Query, QueryNode
+// and QueryObjects with a filter send each node a query without a partition list, and
+// every node answers for the partitions it owns; then, with every query failing, each
+// node's stream ends with its error.
+func TestPerNodeQueriesOfOldClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two client versions; skipped in -short mode (make test and CI do not use -short)")
+	}
+	for _, version := range []string{"v6.10.0", "v6.12.0"} {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			bin := buildClientProgram(t, "pernodequery", []string{"main.go"}, "v6", version)
+			c, _ := startCluster(t, Config{Nodes: 2})
+			if got, want := runClientProgram(t, bin, c, "-check", "all"), "ok query\nok query_node\nok query_objects\n"; got != want {
+				t.Fatalf("pernodequery ran:\n%swant:\n%s", got, want)
+			}
+			c.SetFaults([]Fault{{Command: CmdQuery, ResultCode: 4}})
+			if got := runClientProgram(t, bin, c, "-check", "fault"); got != "ok fault\n" {
+				t.Fatalf("pernodequery -check fault ran %q", got)
 			}
 		})
 	}
