@@ -2,7 +2,11 @@
 // `ASOBSERVE_MATRIX_OUT=file go test -run TestCompatMatrix ./internal/attach` writes into
 // the Markdown table of the README.
 //
-// Usage: go run ./tools/matrixtable matrix.json
+// Usage: go run ./tools/matrixtable matrix.json [later.json...]
+//
+// Later files are partial runs (ASOBSERVE_MATRIX_CLIENTS): each cell they ran replaces the
+// same cell (Go, client, flavour) of the files before, and the table says which clients
+// come from which run.
 package main
 
 import (
@@ -10,8 +14,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/mod/semver"
 )
 
 type cell struct {
@@ -32,34 +39,85 @@ type report struct {
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: matrixtable RESULTS.json")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: matrixtable RESULTS.json [LATER.json...]")
 		os.Exit(2)
 	}
-	b, err := os.ReadFile(os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "matrixtable:", err)
-		os.Exit(1)
+	var runs []*report
+	for _, path := range os.Args[1:] {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "matrixtable:", err)
+			os.Exit(1)
+		}
+		var r report
+		if err := json.Unmarshal(b, &r); err != nil {
+			fmt.Fprintf(os.Stderr, "matrixtable: %s is not matrix results JSON: %v\n", path, err)
+			os.Exit(1)
+		}
+		runs = append(runs, &r)
 	}
-	var r report
-	if err := json.Unmarshal(b, &r); err != nil {
-		fmt.Fprintf(os.Stderr, "matrixtable: %s is not matrix results JSON: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
-	if err := render(os.Stdout, &r); err != nil {
+	if err := render(os.Stdout, runs...); err != nil {
 		fmt.Fprintln(os.Stderr, "matrixtable:", err)
 		os.Exit(1)
 	}
 }
 
+// cellKey names a cell of the matrix.
+type cellKey struct{ goLabel, client, flavour string }
+
+// merged is the cells of several runs, each run's cells replacing the same cells of the
+// runs before it, and for each run after the first the clients whose cells it gave.
+type merged struct {
+	cells   []cell
+	clients [][]string
+}
+
+func merge(runs []*report) merged {
+	var m merged
+	at := map[cellKey]int{}
+	for i, r := range runs {
+		var clients []string
+		for _, c := range r.Cells {
+			k := cellKey{c.Go, c.Client, c.Flavour}
+			j, seen := at[k]
+			switch {
+			case !seen:
+				at[k] = len(m.cells)
+				m.cells = append(m.cells, c)
+			case c.Status != "skipped":
+				m.cells[j] = c
+			default:
+				continue
+			}
+			if i > 0 && !contains(clients, c.Client) {
+				clients = append(clients, c.Client)
+			}
+		}
+		m.clients = append(m.clients, clients)
+	}
+	// Rows go by client version, then toolchain, as a single run lists them.
+	slices.SortStableFunc(m.cells, func(a, b cell) int {
+		if c := semver.Compare(a.Client, b.Client); c != 0 {
+			return c
+		}
+		return semver.Compare("v"+strings.TrimPrefix(a.Go, "go"), "v"+strings.TrimPrefix(b.Go, "go"))
+	})
+	return m
+}
+
 var statusMark = map[string]string{"pass": "✅", "fail": "❌", "n/a": "n/a", "skipped": "–", "refused": "refused"}
 
-func render(w io.Writer, r *report) error {
+func render(w io.Writer, runs ...*report) error {
+	if len(runs) == 0 {
+		return fmt.Errorf("no results")
+	}
+	m := merge(runs)
 	var flavours, rows []string
 	type rowKey struct{ goLabel, client string }
 	byRow := map[rowKey]map[string]cell{}
 	goVersion := map[string]string{}
-	for _, c := range r.Cells {
+	for _, c := range m.cells {
 		if !contains(flavours, c.Flavour) {
 			flavours = append(flavours, c.Flavour)
 		}
@@ -101,7 +159,7 @@ func render(w io.Writer, r *report) error {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", label, client, strings.Join(marks, " | "))
 	}
 	var pass, fail, na, refused int
-	for _, c := range r.Cells {
+	for _, c := range m.cells {
 		switch c.Status {
 		case "pass":
 			pass++
@@ -113,8 +171,18 @@ func render(w io.Writer, r *report) error {
 			refused++
 		}
 	}
-	fmt.Fprintf(w, "\n%d cells pass, %d fail, %d not applicable (client needs a newer Go), %d refused; %s run on %s, %s.\n",
-		pass, fail, na, refused, r.Mode, r.Started.UTC().Format("2006-01-02"), time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Second))
+	var from []string
+	for i, r := range runs {
+		run := fmt.Sprintf("%s run on %s, %s", r.Mode, r.Started.UTC().Format("2006-01-02"), time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Second))
+		switch {
+		case i == 0:
+			from = append(from, run)
+		case len(m.clients[i]) > 0:
+			from = append(from, "the cells of "+strings.Join(m.clients[i], ", ")+" from a "+run)
+		}
+	}
+	fmt.Fprintf(w, "\n%d cells pass, %d fail, %d not applicable (client needs a newer Go), %d refused; %s.\n",
+		pass, fail, na, refused, strings.Join(from, "; "))
 	fmt.Fprintln(w, "✅ N ops: every operation count per (operation, namespace, set, error_type) equals the target's ground truth.")
 	if refused > 0 {
 		fmt.Fprintln(w, "refused: the attach refused the build with a one-line error, as designed, because its layout could not be settled exactly.")
