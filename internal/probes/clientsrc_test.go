@@ -75,7 +75,7 @@ func exportedMethods(src map[string]*ast.FuncDecl) []string {
 // excluded with a reason, and the README's metrics reference shows that inventory.
 func TestEveryClientMethodHasADisposition(t *testing.T) {
 	perVersion := map[string][]Disposition{}
-	seen := map[string]bool{}
+	seen, limited := map[string]bool{}, map[string]bool{}
 	for _, version := range inspect.TableVersions("amd64") {
 		major := int(semver.Major(version)[1] - '0')
 		methods := exportedMethods(clientSource(t, version))
@@ -90,6 +90,11 @@ func TestEveryClientMethodHasADisposition(t *testing.T) {
 				t.Errorf("%s: (*Client).%s has no disposition: count it with a row of the probe table, or list it in probes.Excluded with the reason", version, d.Method)
 			case d.Op != "" && d.Reason != "":
 				t.Errorf("%s: (*Client).%s is counted as %s and excluded (%s)", version, d.Method, d.Op, d.Reason)
+			case d.Op == "" && d.Limit != "":
+				t.Errorf("%s: probes.Limits limits (*Client).%s, which is not counted", version, d.Method)
+			}
+			if d.Limit != "" {
+				limited[d.Method] = true
 			}
 		}
 		perVersion[version] = inv
@@ -97,6 +102,11 @@ func TestEveryClientMethodHasADisposition(t *testing.T) {
 	for m := range Excluded {
 		if !seen[m] {
 			t.Errorf("probes.Excluded lists %s, which no tabulated client version has", m)
+		}
+	}
+	for _, l := range Limits {
+		if !limited[l.Method] {
+			t.Errorf("probes.Limits lists %s in %s, which no tabulated client version has", l.Method, l.Versions)
 		}
 	}
 	const begin, end = "<!-- inventory:begin (go test ./internal/probes -run Disposition -update-readme) -->\n", "<!-- inventory:end -->"
