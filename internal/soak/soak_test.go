@@ -207,6 +207,11 @@ func TestSoak(t *testing.T) {
 	if s.reuseTried > 0 && s.reused == 0 {
 		t.Errorf("no start of %d got the pid it asked for: PID reuse was not exercised", s.reuseTried)
 	}
+	// A record that matches no attached target (pid and attach generation) is counted
+	// nowhere: a stage or operation missing from the figures above.
+	if n := gauge(t, s.rec.Registry, "asobserve_events_invalid_total"); n != 0 {
+		t.Errorf("%.0f records matched no attached target: counted nowhere", n)
+	}
 	if s.peakRetained == 0 {
 		t.Errorf("the tracing feed never held a target: tracing was not exercised")
 	}
