@@ -9,6 +9,7 @@ import (
 	"github.com/asobserve/asobserve/internal/clienterr"
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/observe"
+	"github.com/asobserve/asobserve/internal/outcome"
 	"github.com/asobserve/asobserve/internal/semconv"
 )
 
@@ -63,15 +64,22 @@ var (
 	opQueryBackground = &operation{name: semconv.OpQueryBackground}
 )
 
+// series is the one the call's labels name: the cached one when the labels are the last
+// call's, else the recorder's (the collection cap applied), which becomes the cached one.
+func (op *operation) series(s *pkgState, namespace, set, errType string) *hotSeries {
+	h := op.hot.Load()
+	if h == nil || h.state != s || h.namespace != namespace || h.set != set || h.errType != errType {
+		series, labelSet := s.rec.OpSeries(s.target.Identity, op.name, namespace, set, errType)
+		h = &hotSeries{state: s, namespace: namespace, set: set, errType: errType, labelSet: labelSet, series: series}
+		op.hot.Store(h)
+	}
+	return h
+}
+
 // record is the recorder's Op (metrics.Recorder.Op) with the series lookup cached. With
 // tracing on (tr not nil), the observation carries an exemplar of ev's span as in eBPF mode.
 func (op *operation) record(s *pkgState, ev *observe.Op, tr *tracer) {
-	h := op.hot.Load()
-	if h == nil || h.state != s || h.namespace != ev.Namespace || h.set != ev.Set || h.errType != ev.ErrorType {
-		series, labelSet := s.rec.OpSeries(s.target.Identity, op.name, ev.Namespace, ev.Set, ev.ErrorType)
-		h = &hotSeries{state: s, namespace: ev.Namespace, set: ev.Set, errType: ev.ErrorType, labelSet: labelSet, series: series}
-		op.hot.Store(h)
-	}
+	h := op.series(s, ev.Namespace, ev.Set, ev.ErrorType)
 	if tr == nil {
 		h.series.Observe(ev.Duration().Seconds())
 	} else {
@@ -81,7 +89,7 @@ func (op *operation) record(s *pkgState, ev *observe.Op, tr *tracer) {
 	// caller's ev keeps the set as called, for its span.
 	set := ev.Set
 	ev.Set = h.labelSet
-	s.rec.Relay(s.target, *ev)
+	s.rec.Relay(s.target, ev)
 	ev.Set = set
 }
 
@@ -109,19 +117,25 @@ func finish(start stamp, op *operation, namespace, set string, err as.Error) {
 		return
 	}
 	end := stamp(time.Since(clockBase))
-	var e error
-	if err != nil {
-		e = err
+	errType := outcome.Success
+	if err != nil { // a success converts no interface and calls nothing
+		errType = clienterr.Classify(op.name, err)
 	}
-	errType := clienterr.Classify(op.name, e)
 	s := state()
-	ev := observe.Op{Name: op.name, Namespace: namespace, Set: set, ErrorType: errType, Start: int64(start), End: int64(end)}
 	tr := s.tracer.Load()
+	if tr == nil && !s.rec.Relays() {
+		// Only the histogram wants the call: it needs no event built.
+		if s.rec.OperationsEnabled() {
+			op.series(s, namespace, set, errType).series.Observe(time.Duration(end - start).Seconds())
+		}
+		return
+	}
+	ev := observe.Op{Name: op.name, Namespace: namespace, Set: set, ErrorType: errType, Start: int64(start), End: int64(end)}
 	if tr != nil {
 		// Before recording: the span's IDs derive from ID, and the exemplars name the span.
 		ev.ID = opIDs.Add(1)
 		if errType != "" {
-			ev.ResultCode = clienterr.Code(e)
+			ev.ResultCode = clienterr.Code(err)
 		}
 	}
 	if s.rec.OperationsEnabled() {

@@ -69,9 +69,11 @@ var (
 
 // state returns the process-wide recorder and settings, creating them on first use.
 func state() *pkgState {
-	stateOnce.Do(func() { st = newState() })
+	stateOnce.Do(initState) // a named function, not a closure, keeps state inlinable
 	return st
 }
+
+func initState() { st = newState() }
 
 func newState() *pkgState {
 	service := os.Getenv("OTEL_SERVICE_NAME")

@@ -219,7 +219,7 @@ func (r *Recorder) Op(t *observe.Target, op observe.Op) {
 	} else {
 		series.ObserveLinked(t, op, r.spanOf)
 	}
-	r.Relay(t, op)
+	r.Relay(t, &op)
 }
 
 // Observe records one duration, in seconds, without an exemplar.
@@ -273,10 +273,15 @@ func (r *Recorder) opSeries(id *Identity, op, namespace, set, errorType string) 
 	return series.(*OpSeries), k.set
 }
 
+// Relays reports whether any observer was added, i.e. whether Relay does anything.
+func (r *Recorder) Relays() bool { return r.observers.Load() != nil }
+
 // Relay feeds one recorded operation, its set label capped, to the added observers only.
-func (r *Recorder) Relay(t *observe.Target, op observe.Op) {
+// It takes op by pointer so that a recorder without observers copies nothing; op does not
+// escape (each observer gets a copy).
+func (r *Recorder) Relay(t *observe.Target, op *observe.Op) {
 	for _, o := range r.currentObservers() {
-		o.Op(t, op)
+		o.Op(t, *op)
 	}
 }
 
