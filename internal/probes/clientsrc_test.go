@@ -167,7 +167,7 @@ func TestDeclarationsMatchTheClientSource(t *testing.T) {
 					if !p.Counted() {
 						t.Errorf("%s: %s claims %s but counts no operation", version, p.Symbol, m)
 					}
-					if other, dup := countedBy[m]; dup {
+					if other, dup := countedBy[m]; dup && !nestedStart(src, m, other, p.Symbol) {
 						t.Errorf("%s: %s is counted by %s and %s: its calls would count twice", version, m, other, p.Symbol)
 					}
 					countedBy[m] = p.Symbol
@@ -183,4 +183,38 @@ func TestDeclarationsMatchTheClientSource(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nestedStart reports whether two rows that both count method m count its calls once: one
+// row is m's own and m's body calls the other row's *Client method itself, so that call
+// starts inside m's, on its goroutine, and is not counted again (Query of clients before
+// v6.13.0 calls QueryPartitions when the statement has no filter).
+func nestedStart(src map[string]*ast.FuncDecl, m, a, b string) bool {
+	own := "(*Client)." + m
+	inner := a
+	switch own {
+	case a:
+		inner = b
+	case b:
+	default:
+		return false
+	}
+	callee, ok := strings.CutPrefix(inner, "(*Client).")
+	fd := src[own]
+	if !ok || fd == nil || fd.Body == nil || fd.Recv == nil || len(fd.Recv.List[0].Names) != 1 {
+		return false
+	}
+	recv := fd.Recv.List[0].Names[0].Name
+	calls := false
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok {
+			if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == callee {
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == recv {
+					calls = true
+				}
+			}
+		}
+		return !calls
+	})
+	return calls
 }
