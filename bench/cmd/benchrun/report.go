@@ -266,6 +266,9 @@ func (r *report) addGoBench(kind string, res []goBench) {
 		f := figure{Name: kind + ":" + name, Value: g.NsPerOp, Unit: "ns/op"}
 		if kind == "inproc" && strings.HasSuffix(name, "/record") {
 			r.inprocNs = g.NsPerOp
+			if cpu, ok := g.Extra[inprocCPUUnit]; ok {
+				r.inprocNs = cpu
+			}
 		}
 		r.Agent = append(r.Agent, f)
 		for u, v := range g.Extra {
@@ -285,6 +288,19 @@ func (r *report) addInprocDelta() {
 		r.Agent = append(r.Agent, figure{Name: "inproc_wrapped_minus_direct", Value: w - d, Unit: "ns/op",
 			Note: "wrapper cost per call on a no-I/O path (difference of two ~12 µs calls: noisy)"})
 	}
+}
+
+// inprocCPUUnit is the in-process benchmarks' CPU time per op of their own thread: on a
+// shared VM their wall time also counts the time other processes held the core.
+const inprocCPUUnit = "cpu-ns/op"
+
+// inprocCost is an in-process sub-benchmark's CPU ns/op, or its wall ns/op where the
+// benchmark reports no CPU time.
+func (r *report) inprocCost(sub string) (float64, bool) {
+	if v, ok := r.agent("inproc:WrapperOverhead/" + sub + ":" + inprocCPUUnit); ok {
+		return v, true
+	}
+	return r.agent("inproc:WrapperOverhead/" + sub)
 }
 
 func (r *report) agent(name string) (float64, bool) {
@@ -325,19 +341,19 @@ func (r *report) evaluateGoals() {
 	}
 	if r.inprocNs > 0 {
 		g := figure{Name: "inproc_ns_per_op", Value: r.inprocNs, Unit: "ns/op", Goal: "≤ 80", Met: met(r.inprocNs <= 80)}
-		if clock, ok := r.agent("inproc:WrapperOverhead/clock"); ok && r.inprocNs > 80 {
-			g.Note = fmt.Sprintf("%.0f ns of it are the two monotonic clock reads every timed call needs (this VM's vDSO clock, timed side by side in the same run); the rest, %.0f ns, is classification, the hot-series check and the histogram observe (see inproc_record_beyond_clock)",
+		if clock, ok := r.inprocCost("clock"); ok && r.inprocNs > 80 {
+			g.Note = fmt.Sprintf("%.0f ns of it are the two monotonic clock reads every timed call needs (this VM's vDSO clock, timed side by side in the same run, CPU time of the benchmark's thread); the rest, %.0f ns, is the histogram's Observe and the wrapper's own work (see inproc_record_beyond_clock)",
 				clock, r.inprocNs-clock)
 		}
 		r.Goals = append(r.Goals, g)
 	} else {
 		r.Goals = append(r.Goals, figure{Name: "inproc_ns_per_op", Unit: "ns/op", Goal: "≤ 80", Note: "not measured: " + r.InprocNote})
 	}
-	if clock, ok := r.agent("inproc:WrapperOverhead/clock"); ok && r.inprocNs > 0 {
+	if clock, ok := r.inprocCost("clock"); ok && r.inprocNs > 0 {
 		beyond := r.inprocNs - clock
 		g := figure{Name: "inproc_record_beyond_clock", Value: beyond, Unit: "ns/op", Goal: "≤ 40", Met: met(beyond <= 40)}
-		if obs, ok := r.agent("inproc:WrapperOverhead/observe"); ok && beyond > 40 {
-			g.Note = fmt.Sprintf("%.0f ns of it are the histogram's own Observe of the series (classic and native buckets, internal/metrics: BenchmarkWrapperOverhead/observe); the wrapper's own work (classification, the hot-series check, the relay to observers) is the other %.0f ns",
+		if obs, ok := r.inprocCost("observe"); ok && beyond > 40 {
+			g.Note = fmt.Sprintf("%.0f ns of it are client_golang's own Observe of the series, timed alone (classic and native buckets: its native buckets are found in a sync.Map, and after the clock's serialising reads it runs slower than alone); the wrapper's own work (the hot-series check, the conversion to seconds) is the other %.0f ns. Below 40 ns needs a histogram of our own with the same exposition",
 				obs, beyond-obs)
 		}
 		r.Goals = append(r.Goals, g)
@@ -364,7 +380,7 @@ func missReason(name string) string {
 	case "agent_rss_at_rate":
 		return "see agent_rss_anon_at_rate and agent_rss_file_at_rate: most of it is clean file-backed pages of the agent's own executable, which links the client and the OTel SDK (for demo, workload and tracing); the anonymous part is the heap, the ring buffer mapping and the BPF maps"
 	case "inproc_ns_per_op":
-		return "the record path takes two clock reads, error classification, a cached-child lookup keyed by five labels and a histogram observe; the seed's figure is a bare atomic increment"
+		return "the record path takes two clock reads, the cached-series check and a histogram observe; the seed's figure is a bare atomic increment"
 	case "attach_time_max":
 		return "binary inspection (symbols, DWARF, RET scanning) runs first, then the probes attach (multi-uprobe links where the kernel has them, else one perf event per probe point); measured on a 2-core VM shared with the workload"
 	case "events_lost_at_saturation":
