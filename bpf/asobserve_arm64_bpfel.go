@@ -116,28 +116,30 @@ const (
 )
 
 type AsobserveOpState struct {
-	_       structs.HostLayout
-	OpId    uint64
-	Start   uint64
-	Depth   uint64
-	NsPtr   uint64
-	NsLen   uint64
-	SetPtr  uint64
-	SetLen  uint64
-	Corr    uint64
-	Rs      uint64
-	SpawnTs uint64
-	Code    int32
-	Cause   int32
-	Row     uint16
-	Failed  uint8
-	Alt     uint8
-	Gen     uint32
-	Node    uint64
-	Ended   uint64
-	Started uint8
-	Pad     [7]uint8
-	Parent  AsobserveSpanCtx
+	_        structs.HostLayout
+	OpId     uint64
+	Start    uint64
+	Depth    uint64
+	NsPtr    uint64
+	NsLen    uint64
+	SetPtr   uint64
+	SetLen   uint64
+	Corr     uint64
+	Rs       uint64
+	SpawnTs  uint64
+	Code     int32
+	Cause    int32
+	Row      uint16
+	Failed   uint8
+	Alt      uint8
+	Gen      uint32
+	Node     uint64
+	Ended    uint64
+	Started  uint8
+	Shadowed uint8
+	Pad      [6]uint8
+	Sp       uint64
+	Parent   AsobserveSpanCtx
 }
 
 type AsobserveOwner struct {

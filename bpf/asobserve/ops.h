@@ -150,6 +150,7 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 	st.op_id = next_op_id();
 	st.start = now;
 	st.depth = depth;
+	st.sp = GO_SP(ctx);
 	st.row = (__u16)ctx->cookie;
 	st.gen = t->gen;
 	if (r->alt_word != NO_WORD && go_word(ctx, r->alt_word) > 0)
@@ -167,8 +168,10 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 	// outer op. Older entries are leftovers of a panic.
 	if (bpf_map_update_elem(&inflight, k, &st, BPF_NOEXIST) != 0) {
 		struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
-		if (cur && depth > cur->depth && now - cur->start < STALE_NS)
+		if (cur && depth > cur->depth && now - cur->start < STALE_NS) {
+			cur->shadowed = 1;
 			return 0;
+		}
 		bpf_map_update_elem(&inflight, k, &st, BPF_ANY);
 	}
 	if (st.corr) {
@@ -220,7 +223,13 @@ static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 t
 static __always_inline int op_return(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
-	if (!cur || cur->depth != frame_depth(ctx))
+	if (!cur)
+		return 0;
+	// The return of the call that made the op is mostly at the entry's SP on an unmoved
+	// stack, in the same row: then it needs no read of g.stack.hi. Any other return (a
+	// nested call's, an async worker's, one after the stack moved) is told by frame depth.
+	int same_frame = cur->row == (__u16)ctx->cookie && cur->sp == GO_SP(ctx) && !cur->shadowed;
+	if (!same_frame && cur->depth != frame_depth(ctx))
 		return 0;
 	struct op_state st = *cur;
 	bpf_map_delete_elem(&inflight, k);

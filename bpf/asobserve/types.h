@@ -155,7 +155,12 @@ struct op_state {
 	// whether that return was seen (the op's start, row and names are final then).
 	__u64 ended;
 	__u8 started;
-	__u8 pad[7];
+	// An entry that found this op live and was not taken as a new op (a nested call, or a
+	// call deeper than a panic's leftover) may return at the same SP in the same row: this
+	// op's return is then told by its frame depth alone.
+	__u8 shadowed;
+	__u8 pad[6];
+	__u64 sp; // SP at entry: while the stack has not moved, the return's SP is the same
 	struct span_ctx parent; // the app's active span when the op started
 };
 
