@@ -27,16 +27,26 @@ func Wrap(c *as.Client) *Client {
 
 var opIDs atomic.Uint64
 
-// operation is one db_operation_name with the series its calls last recorded into: an
-// application mostly repeats the same namespace, set and outcome per operation, and comparing
-// three strings costs far less than finding the series by its labels every time.
+// operation is one db_operation_name with the series its calls recorded into lately: an
+// application uses a few namespaces, sets and outcomes per operation, and comparing three
+// strings with a few cached ones costs far less than finding the series by its labels (a
+// map lookup keyed by five strings) every time.
 type operation struct {
 	name string
-	hot  atomic.Pointer[hotSeries]
+	hot  atomic.Pointer[hotSet]
 }
 
+// hotSet is immutable: a miss publishes a new one, so a hit reads without locks or writes.
+type hotSet struct {
+	state  *pkgState // a new state (tests) has a new recorder
+	series []hotSeries
+}
+
+// hotSeriesMax bounds the cache per operation: beyond it, the oldest series is the one
+// found by its labels again.
+const hotSeriesMax = 8
+
 type hotSeries struct {
-	state                   *pkgState // a new state (tests) has a new recorder
 	namespace, set, errType string
 	labelSet                string // the set label after the collection cap
 	series                  *metrics.OpSeries
@@ -64,16 +74,25 @@ var (
 	opQueryBackground = &operation{name: semconv.OpQueryBackground}
 )
 
-// series is the one the call's labels name: the cached one when the labels are the last
-// call's, else the recorder's (the collection cap applied), which becomes the cached one.
+// series is the one the call's labels name: a cached one, else the recorder's (the
+// collection cap applied), which joins the cache as its newest.
 func (op *operation) series(s *pkgState, namespace, set, errType string) *hotSeries {
-	h := op.hot.Load()
-	if h == nil || h.state != s || h.namespace != namespace || h.set != set || h.errType != errType {
-		series, labelSet := s.rec.OpSeries(s.target.Identity, op.name, namespace, set, errType)
-		h = &hotSeries{state: s, namespace: namespace, set: set, errType: errType, labelSet: labelSet, series: series}
-		op.hot.Store(h)
+	cur := op.hot.Load()
+	if cur != nil && cur.state == s {
+		for i := range cur.series {
+			if h := &cur.series[i]; h.namespace == namespace && h.set == set && h.errType == errType {
+				return h
+			}
+		}
 	}
-	return h
+	series, labelSet := s.rec.OpSeries(s.target.Identity, op.name, namespace, set, errType)
+	next := &hotSet{state: s, series: make([]hotSeries, 1, hotSeriesMax)}
+	next.series[0] = hotSeries{namespace: namespace, set: set, errType: errType, labelSet: labelSet, series: series}
+	if cur != nil && cur.state == s {
+		next.series = append(next.series, cur.series[:min(len(cur.series), hotSeriesMax-1)]...)
+	}
+	op.hot.Store(next) // a concurrent miss may win instead: its set is as good
+	return &next.series[0]
 }
 
 // record is the recorder's Op (metrics.Recorder.Op) with the series lookup cached. With

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/asobserve/asobserve/internal/clienterr"
+	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/semconv"
 	"github.com/asobserve/asobserve/internal/testserver"
@@ -560,3 +561,42 @@ type countingObserver struct{ n *atomic.Int64 }
 func (c countingObserver) Op(*observe.Target, observe.Op)     { c.n.Add(1) }
 func (countingObserver) Stage(*observe.Target, observe.Stage) {}
 func (countingObserver) TargetGone(*observe.Target)           {}
+
+// More series per operation than the cache holds, past the collection cap: every call still
+// lands in its own series, and the observers see the capped set label as the histogram has it.
+func TestHotSeriesBeyondTheCacheAndTheCapStayExact(t *testing.T) {
+	fresh(t)
+	st.rec = metrics.New(metrics.Options{CollectionCap: 3})
+	sets := map[string]*atomic.Int64{}
+	st.rec.AddObserver(setCounter{sets: sets})
+	for _, name := range []string{"s0", "s1", "s2", metrics.OtherCollection} {
+		sets[name] = &atomic.Int64{}
+	}
+	n := hotSeriesMax + 4
+	for range 3 {
+		for i := range n {
+			finish(begin(), opPut, "test", fmt.Sprintf("s%d", i), nil)
+		}
+	}
+	got := opSeries(t, st.rec.Registry, "")
+	want := map[Key]uint64{K("put", "test", "s0", ""): 3, K("put", "test", "s1", ""): 3, K("put", "test", "s2", ""): 3,
+		K("put", "test", metrics.OtherCollection, ""): uint64(3 * (n - 3))}
+	if len(got) != len(want) {
+		t.Fatalf("%d series, want %d: %v", len(got), len(want), got)
+	}
+	for k, c := range want {
+		if got[k].Count != c {
+			t.Errorf("%+v: %d, want %d", k, got[k].Count, c)
+		}
+		if seen := sets[k.Set].Load(); seen != int64(c) {
+			t.Errorf("observers saw set %q %d times, want %d", k.Set, seen, c)
+		}
+	}
+}
+
+// setCounter counts relayed operations by set label; its map is filled before the first.
+type setCounter struct{ sets map[string]*atomic.Int64 }
+
+func (c setCounter) Op(_ *observe.Target, op observe.Op) { c.sets[op.Set].Add(1) }
+func (setCounter) Stage(*observe.Target, observe.Stage)  {}
+func (setCounter) TargetGone(*observe.Target)            {}
