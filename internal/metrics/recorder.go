@@ -74,8 +74,8 @@ type Recorder struct {
 	opsEnabled    atomic.Bool
 	stagesEnabled atomic.Bool
 
-	opChildren    sync.Map // opKey -> *OpSeries
-	stageChildren sync.Map // stageKey -> prometheus.Observer
+	opChildren    seriesMap[opKey, *OpSeries]
+	stageChildren seriesMap[stageKey, prometheus.Observer]
 
 	capMu         sync.Mutex
 	collectionCap int
@@ -261,16 +261,17 @@ func (r *Recorder) OpSeries(id *Identity, op, namespace, set, errorType string) 
 
 func (r *Recorder) opSeries(id *Identity, op, namespace, set, errorType string) (*OpSeries, string) {
 	k := opKey{id: id, op: op, namespace: namespace, set: set, errType: errorType}
-	series, ok := r.opChildren.Load(k)
+	series, ok := r.opChildren.load(k)
 	if !ok {
 		k.set = r.capCollection(id, namespace, set)
-		if series, ok = r.opChildren.Load(k); !ok {
-			values := append([]string{semconv.SystemName, namespace, k.set, op, errorType}, labelValues(id)...)
-			series, _ = r.opChildren.LoadOrStore(k, &OpSeries{obs: r.opHist.WithLabelValues(values...),
-				nextExemplar: make([]atomic.Int64, len(semconv.OperationBuckets)+1)})
+		if series, ok = r.opChildren.load(k); !ok {
+			series = r.opChildren.loadOrMake(k, func() *OpSeries {
+				values := append([]string{semconv.SystemName, namespace, k.set, op, errorType}, labelValues(id)...)
+				return &OpSeries{obs: r.opHist.WithLabelValues(values...), nextExemplar: make([]atomic.Int64, len(semconv.OperationBuckets)+1)}
+			})
 		}
 	}
-	return series.(*OpSeries), k.set
+	return series, k.set
 }
 
 // Relays reports whether any observer was added, i.e. whether Relay does anything.
@@ -291,12 +292,13 @@ func (r *Recorder) Stage(t *observe.Target, st observe.Stage) {
 		return
 	}
 	k := stageKey{id: t.Identity, stage: st.Name, op: st.Op}
-	obs, ok := r.stageChildren.Load(k)
+	obs, ok := r.stageChildren.load(k)
 	if !ok {
-		values := append([]string{st.Name, st.Op}, labelValues(t.Identity)...)
-		obs, _ = r.stageChildren.LoadOrStore(k, r.stageHist.WithLabelValues(values...))
+		obs = r.stageChildren.loadOrMake(k, func() prometheus.Observer {
+			return r.stageHist.WithLabelValues(append([]string{st.Name, st.Op}, labelValues(t.Identity)...)...)
+		})
 	}
-	obs.(prometheus.Observer).Observe(st.Duration().Seconds())
+	obs.Observe(st.Duration().Seconds())
 	for _, o := range r.currentObservers() {
 		o.Stage(t, st)
 	}
@@ -333,18 +335,8 @@ func (r *Recorder) capCollection(id *Identity, namespace, set string) string {
 
 // Forget drops every series of an identity, e.g. when its process exits for good.
 func (r *Recorder) Forget(id *Identity) {
-	r.opChildren.Range(func(k, _ any) bool {
-		if k.(opKey).id == id {
-			r.opChildren.Delete(k)
-		}
-		return true
-	})
-	r.stageChildren.Range(func(k, _ any) bool {
-		if k.(stageKey).id == id {
-			r.stageChildren.Delete(k)
-		}
-		return true
-	})
+	r.opChildren.deleteIf(func(k opKey) bool { return k.id == id })
+	r.stageChildren.deleteIf(func(k stageKey) bool { return k.id == id })
 	match := prometheus.Labels{}
 	for i, name := range semconv.IdentityLabels {
 		match[name] = labelValues(id)[i]
