@@ -291,6 +291,7 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
 	if (op) {
 		anchor.op_id = op->op_id;
+		anchor.gen = op->gen;
 		anchor.row = op->row;
 		// Per-node commands share the recordset: link rows find the op through it.
 		struct owner own = {.op_id = op->op_id, .row = op->row, .gen = op->gen};
