@@ -11,6 +11,7 @@
 #define SPAN_DEPTH 8
 #define STALE_NS (60ULL * 1000000000ULL)
 #define NEST_RANGES 16
+#define OP_SLOT_BITS 12
 
 // Sizes of maps user space indexes: rows by attach cookie, nested by executable slot.
 enum limits {
@@ -162,6 +163,13 @@ struct op_state {
 	__u8 pad[6];
 	__u64 sp; // SP at entry: while the stack has not moved, the return's SP is the same
 	struct span_ctx parent; // the app's active span when the op started
+};
+
+// A goroutine's in-flight op in the slot its (tgid, g) hashes to (maps.h, op_slots).
+struct op_slot {
+	__u64 owner; // tgid of the holding goroutine's process; 0 while the slot is free
+	__u64 g;
+	struct op_state st;
 };
 
 struct owner {
