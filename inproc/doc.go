@@ -39,6 +39,11 @@
 //
 // The service_name label is OTEL_SERVICE_NAME, else the executable name, as in eBPF mode.
 //
+// After InitTracing, a call whose span is sampled gives its histogram bucket an exemplar
+// {trace_id, span_id} naming that span, as in eBPF mode (at most one per bucket and series
+// every metrics.ExemplarInterval): on /metrics in OpenMetrics and protobuf, through
+// Collector(), and on the OTLP data points of InitMetricsExport.
+//
 // # Timing
 //
 // A call is timed from entry to return. Query and scan return their *as.Recordset at once
