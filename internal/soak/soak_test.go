@@ -47,9 +47,8 @@ const (
 	// ReportEnv names a Markdown file the soak writes its figures to (`make soak`).
 	ReportEnv = "ASOBSERVE_SOAK_REPORT"
 
-	defaultProcesses = 60 // the shortened run of `make test`
-	maxAlive         = 20
-	opsPerKind       = 2 // the targets' -count: each of their operations this many times
+	maxAlive   = 20
+	opsPerKind = 2 // the targets' -count: each of their operations this many times
 	// preloadPuts: a target writes its 20 keys twice (k and v) before its ready line; the
 	// daemon attaches at exec, so it counts them too.
 	preloadPuts = 40
@@ -415,8 +414,10 @@ func (s *soak) runOne(t *testing.T, p plan) {
 		s.peakRetained = max(s.peakRetained, targets)
 		s.mu.Unlock()
 	}
-	// The daemon drops a process from its list once the agent's Detach has returned.
-	waitFor(t, fmt.Sprintf("the daemon to detach pid %d", w.PID), time.Minute, func() bool {
+	// The daemon drops a process from its list once the agent's Detach has returned. It
+	// handles events in order, so the exit may wait behind the attaches queued before it,
+	// as long as an attach may take.
+	waitFor(t, fmt.Sprintf("the daemon to detach pid %d", w.PID), 2*time.Minute, func() bool {
 		return !s.attachedSince(w.PID, start)
 	})
 	s.mu.Lock()
