@@ -167,7 +167,6 @@ struct op_state {
 
 // A goroutine's in-flight op in the slot its (tgid, g) hashes to (maps.h, op_slots).
 struct op_slot {
-	__u64 owner; // tgid of the holding goroutine's process; 0 while the slot is free
 	__u64 g;
 	struct op_state st;
 };
