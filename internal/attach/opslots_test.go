@@ -41,3 +41,46 @@ func TestOpsExactWhenGoroutinesShareOneSlot(t *testing.T) {
 		t.Errorf("%d in-flight slots held an op, want the 1 slot all goroutines share", used)
 	}
 }
+
+// A process killed with ops in flight never runs their returns: detaching it frees the
+// slots it held (and its spilled entries), so no leak check sees them and no later
+// goroutine that hashes there spills for ever.
+func TestDetachFreesTheOpSlotsOfAKilledProcess(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	cluster.SetFaults([]testserver.Fault{rtt})
+	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), "--mix", "put=1,get=1", "--count", "10000000", "--concurrency", "8", "--keys", "50")
+	agent := runAgent(t, metrics.New(metrics.Options{}), attach.Options{})
+	if _, err := agent.Attach(w.PID, &metrics.Identity{Service: "killed"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Go(t)
+	held := 0
+	for deadline := time.Now().Add(time.Minute); held == 0 && time.Now().Before(deadline); {
+		entries, err := agent.MapEntries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = entries["op_slots"]
+	}
+	if held == 0 {
+		t.Fatal("no in-flight slot was ever held while 8 workers ran 1 ms operations")
+	}
+	if err := w.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	w.Killed(t, 30*time.Second)
+	if err := agent.Detach(w.PID); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := agent.MapEntries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range entries {
+		if n != 0 {
+			t.Errorf("BPF map %s keeps %d entries after the killed process was detached", name, n)
+		}
+	}
+}
