@@ -102,15 +102,18 @@ func (p plan) service() string {
 	return "soak-" + p.kind.name
 }
 
-// opCounter counts the operations the agent delivered per pid.
+// opCounter counts the operations the agent delivered per pid, and per attach: pids are
+// reused, by the starts forced onto a freed pid and by the ones after them.
 type opCounter struct {
-	mu sync.Mutex
-	n  map[int]int
+	mu        sync.Mutex
+	n         map[int]int
+	perTarget map[*observe.Target]int
 }
 
 func (c *opCounter) Op(t *observe.Target, _ observe.Op) {
 	c.mu.Lock()
 	c.n[t.PID]++
+	c.perTarget[t]++
 	c.mu.Unlock()
 }
 
@@ -129,6 +132,15 @@ func (c *opCounter) seen(pid int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[pid]
+}
+
+// seenBy returns and forgets the operations delivered for one attach.
+func (c *opCounter) seenBy(t *observe.Target) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.perTarget[t]
+	delete(c.perTarget, t)
+	return n
 }
 
 // agentAttacher is the daemon's adapter of cmd/asobserve: the agent opens /proc/PID/exe.
@@ -230,7 +242,7 @@ func start(t *testing.T) *soak {
 	}
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1,
 		Faults: []testserver.Fault{{Namespace: "test", Set: killedSet, Latency: killedDelay}}})
-	s := &soak{t: t, hosts: cluster.Hosts(), exes: map[string]string{}, ops: &opCounter{n: map[int]int{}},
+	s := &soak{t: t, hosts: cluster.Hosts(), exes: map[string]string{}, ops: &opCounter{n: map[int]int{}, perTarget: map[*observe.Target]int{}},
 		want: map[string]map[e2etest.Key]e2etest.Series{}}
 	dir := t.TempDir()
 	var include []string
@@ -377,11 +389,13 @@ func (s *soak) runOne(t *testing.T, p plan) {
 	waitFor(t, fmt.Sprintf("the daemon to attach pid %d (%s)", h.PID(), p.kind.name), 2*time.Minute, func() bool {
 		return s.attachedSince(h.PID(), start) && s.target(h.PID()) != nil
 	})
+	attached := &s.target(h.PID()).Target
 	s.mu.Lock()
 	s.peakTargets = max(s.peakTargets, len(s.agent.Targets()))
 	s.mu.Unlock()
 	w := h.Release(t)
 	w.Go(t)
+	done := 0 // operations the process made, when it was not killed
 	if p.killed {
 		waitFor(t, fmt.Sprintf("an operation of pid %d", w.PID), 30*time.Second, func() bool {
 			return s.ops.seen(w.PID) > 0
@@ -392,6 +406,7 @@ func (s *soak) runOne(t *testing.T, p plan) {
 		w.Killed(t, 30*time.Second)
 	} else {
 		truth := w.Wait(t, 2*time.Minute)
+		done = preloadPuts
 		s.mu.Lock()
 		want := s.want[p.service()]
 		if want == nil {
@@ -402,6 +417,7 @@ func (s *soak) runOne(t *testing.T, p plan) {
 			c := want[k]
 			c.Count += v.Count
 			want[k] = c
+			done += int(v.Count)
 		}
 		k := e2etest.K("put", "test", "compat", "")
 		c := want[k]
@@ -420,6 +436,11 @@ func (s *soak) runOne(t *testing.T, p plan) {
 	waitFor(t, fmt.Sprintf("the daemon to detach pid %d", w.PID), 2*time.Minute, func() bool {
 		return !s.attachedSince(w.PID, start)
 	})
+	// Per process too, so that a miscount names the process's plan.
+	if seen := s.ops.seenBy(attached); !p.killed && seen != done {
+		t.Errorf("pid %d (%s, namespaced %v, on a freed pid %v): %d operations observed, %d done",
+			w.PID, p.kind.name, p.namespaced, p.reusePID, seen, done)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.killed {
