@@ -141,9 +141,9 @@ type AsobserveOpState struct {
 	Gen      uint32
 	Node     uint64
 	Ended    uint64
-	Started  uint8
+	Phase    uint64
 	Shadowed uint8
-	Pad      [6]uint8
+	Pad      [7]uint8
 	Sp       uint64
 	Parent   AsobserveSpanCtx
 }

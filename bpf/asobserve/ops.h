@@ -190,11 +190,16 @@ static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 t
 	struct pkey pk = {.tgid = tgid, .ptr = rs};
 	struct op_state *early = bpf_map_lookup_elem(&async_ops, &pk);
 	if (!early) {
-		st->started = 1;
-		bpf_map_update_elem(&async_ops, &pk, st, BPF_ANY);
-		struct owner own = {.op_id = st->op_id, .row = st->row, .alt = st->alt, .gen = st->gen};
-		bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
-		return;
+		st->phase = ASYNC_STARTED;
+		if (bpf_map_update_elem(&async_ops, &pk, st, BPF_NOEXIST) == 0) {
+			struct owner own = {.op_id = st->op_id, .row = st->row, .alt = st->alt, .gen = st->gen};
+			bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
+			return;
+		}
+		// A worker made the op's state since the lookup.
+		early = bpf_map_lookup_elem(&async_ops, &pk);
+		if (!early)
+			return;
 	}
 	early->start = st->start;
 	early->row = st->row;
@@ -207,14 +212,15 @@ static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 t
 		early->set_ptr = st->set_ptr;
 		early->set_len = st->set_len;
 	}
-	if (early->ended) {
+	// An atomic or is a full barrier: the fields above are in place before a worker that
+	// ends the stream later sees the phase, and the end time before this return sees it.
+	if (__sync_fetch_and_or(&early->phase, ASYNC_STARTED) & ASYNC_ENDED) {
 		__u64 op_id = early->op_id;
 		emit_op(early, tgid, early->ended);
 		bpf_map_delete_elem(&async_ops, &pk);
 		bpf_map_delete_elem(&spawns, &op_id);
 		return;
 	}
-	early->started = 1;
 	struct owner own = {.op_id = early->op_id, .row = early->row, .alt = early->alt, .gen = early->gen};
 	bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 }
@@ -256,14 +262,17 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 		struct op_state *async = bpf_map_lookup_elem(&async_ops, &pk);
 		if (!async)
 			return 0;
-		if (!async->started) {
+		async->ended = now;
+		if (!(__sync_fetch_and_or(&async->phase, ASYNC_ENDED) & ASYNC_STARTED)) {
 			// The stream ended before the start call returned: that return ends the op.
-			async->ended = now;
 			bpf_map_delete_elem(&corr, &pk);
 			return 0;
 		}
 		st = *async;
-		bpf_map_delete_elem(&async_ops, &pk);
+		// Two last workers may read zero at once, on two CPUs: only the one whose delete
+		// removes the op ends it.
+		if (bpf_map_delete_elem(&async_ops, &pk) != 0)
+			return 0;
 		bpf_map_delete_elem(&corr, &pk);
 		bpf_map_delete_elem(&spawns, &st.op_id);
 	}

@@ -152,20 +152,26 @@ struct op_state {
 	__u8 alt;
 	__u32 gen; // the target's attach generation, carried into the op's records
 	__u64 node; // *Node of the last attempt; NODE_MANY when a batch spans nodes
-	// Async ops: when the stream ended if that came before the start call's return, and
-	// whether that return was seen (the op's start, row and names are final then).
+	// Async ops: when the stream ended, and which of the start call's return and the
+	// stream's end have happened (enum async_phase, set atomically: whichever comes second
+	// ends the op).
 	__u64 ended;
-	__u8 started;
+	__u64 phase;
 	// An entry that found this op live and was not taken as a new op (a nested call, or a
 	// call deeper than a panic's leftover) may return at the same SP in the same row: this
 	// op's return is then told by its frame depth alone.
 	__u8 shadowed;
-	__u8 pad[6];
+	__u8 pad[7];
 	__u64 sp; // SP at entry: while the stack has not moved, the return's SP is the same
 	struct span_ctx parent; // the app's active span when the op started
 };
 
 // A goroutine's in-flight op in the slot its (tgid, g) hashes to (maps.h, op_slots).
+enum async_phase {
+	ASYNC_STARTED = 1, // the start call returned: the op's start, row and names are final
+	ASYNC_ENDED = 2,   // the stream ended (its last worker returned)
+};
+
 struct op_slot {
 	__u64 g;
 	struct op_state st;
