@@ -116,9 +116,10 @@ const (
 )
 
 type AsobserveOpSlot struct {
-	_  structs.HostLayout
-	G  uint64
-	St AsobserveOpState
+	_     structs.HostLayout
+	Owner uint64
+	G     uint64
+	St    AsobserveOpState
 }
 
 type AsobserveOpState struct {
@@ -288,7 +289,6 @@ const (
 	AsobserveMapIo                = "io"
 	AsobserveMapNested            = "nested"
 	AsobserveMapNoSpans           = "no_spans"
-	AsobserveMapOpOwners          = "op_owners"
 	AsobserveMapOpSlots           = "op_slots"
 	AsobserveMapOpSpills          = "op_spills"
 	AsobserveMapPids              = "pids"
@@ -375,7 +375,6 @@ type AsobserveMapSpecs struct {
 	Io            *ebpf.MapSpec `ebpf:"io"`
 	Nested        *ebpf.MapSpec `ebpf:"nested"`
 	NoSpans       *ebpf.MapSpec `ebpf:"no_spans"`
-	OpOwners      *ebpf.MapSpec `ebpf:"op_owners"`
 	OpSlots       *ebpf.MapSpec `ebpf:"op_slots"`
 	OpSpills      *ebpf.MapSpec `ebpf:"op_spills"`
 	Pids          *ebpf.MapSpec `ebpf:"pids"`
@@ -426,7 +425,6 @@ type AsobserveMaps struct {
 	Io            *ebpf.Map `ebpf:"io"`
 	Nested        *ebpf.Map `ebpf:"nested"`
 	NoSpans       *ebpf.Map `ebpf:"no_spans"`
-	OpOwners      *ebpf.Map `ebpf:"op_owners"`
 	OpSlots       *ebpf.Map `ebpf:"op_slots"`
 	OpSpills      *ebpf.Map `ebpf:"op_spills"`
 	Pids          *ebpf.Map `ebpf:"pids"`
@@ -450,7 +448,6 @@ func (m *AsobserveMaps) Close() error {
 		m.Io,
 		m.Nested,
 		m.NoSpans,
-		m.OpOwners,
 		m.OpSlots,
 		m.OpSpills,
 		m.Pids,

@@ -53,20 +53,10 @@ struct {
 } rows SEC(".maps");
 
 // In-flight ops. A goroutine's op lives in the slot its (tgid, g) hashes to: its entry
-// claims the slot's owner with one compare-and-swap and its return frees it, where a hash
-// map's update and delete cost the programs about 0.7 us per op more (cache-cold,
-// measured). An op whose slot another goroutine holds goes to inflight, and the slot's
-// count in op_spills, never below the number of such entries, tells its goroutine to look
-// there. The three are apart because user space frees a dead process's slots: it clears
-// the slot (no program writes a slot it does not own), then the owner, each one write,
-// and never touches the counts the programs add to.
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1 << OP_SLOT_BITS);
-	__type(key, __u32);
-	__type(value, __u64); // tgid of the holding goroutine's process; 0 while the slot is free
-} op_owners SEC(".maps");
-
+// claims the slot with one compare-and-swap and its return frees it, where a hash map's
+// update and delete cost the programs about 0.7 us per op more (cache-cold, measured).
+// An op whose slot another goroutine holds goes to inflight, and the slot's count in
+// op_spills, never below the number of such entries, tells its goroutine to look there.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1 << OP_SLOT_BITS);
@@ -74,6 +64,7 @@ struct {
 	__type(value, struct op_slot);
 } op_slots SEC(".maps");
 
+// Apart from op_slots, so that user space can free a dead process's slots whole.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1 << OP_SLOT_BITS);
@@ -219,33 +210,23 @@ static __always_inline __u64 next_op_id(void)
 // goroutine share one slot so that the spill path runs.
 volatile const __u32 op_slot_mask = (1 << OP_SLOT_BITS) - 1;
 
-// Where a goroutine's in-flight op may be: its slot's owner, slot and spill count (NULL
-// only if the maps fail), and whether it is in the slot.
-struct op_home {
-	__u64 *owner;
-	struct op_slot *slot;
-	__u64 *spills;
-	int in_slot;
-};
-
-// live_op finds the goroutine's in-flight op, in its slot or spilled to inflight, and
-// returns NULL if it has none. The owner is read by an atomic operation, a full barrier:
-// the g read after it is never older than the owner's claim, so a slot that another
-// goroutine of the process is claiming never reads as this one's.
-static __always_inline struct op_state *live_op(struct gkey *k, struct op_home *h)
+// live_op finds the goroutine's in-flight op, in its slot (*in_slot) or spilled to
+// inflight, and returns NULL if it has none; *slot and *spills are its slot's, NULL only
+// if the maps fail. The owner is read by an atomic operation, a full barrier: the g read
+// after it is never older than the owner's claim, so a slot that another goroutine of the
+// process is claiming never reads as this one's.
+static __always_inline struct op_state *live_op(struct gkey *k, struct op_slot **slot, __u64 **spills, int *in_slot)
 {
 	__u32 idx = (__u32)(((k->g ^ ((__u64)k->tgid << 32)) * 0x9E3779B97F4A7C15ULL) >> (64 - OP_SLOT_BITS)) & op_slot_mask;
-	h->in_slot = 0;
-	h->owner = bpf_map_lookup_elem(&op_owners, &idx);
-	h->slot = bpf_map_lookup_elem(&op_slots, &idx);
-	h->spills = bpf_map_lookup_elem(&op_spills, &idx);
-	__u64 *owner = h->owner;
-	struct op_slot *s = h->slot;
-	__u64 *n = h->spills;
-	if (!owner || !s || !n)
+	*in_slot = 0;
+	*slot = bpf_map_lookup_elem(&op_slots, &idx);
+	*spills = bpf_map_lookup_elem(&op_spills, &idx);
+	struct op_slot *s = *slot;
+	__u64 *n = *spills;
+	if (!s || !n)
 		return NULL;
-	if (__sync_fetch_and_or(owner, 0) == k->tgid && s->g == k->g) {
-		h->in_slot = 1;
+	if (__sync_fetch_and_or(&s->owner, 0) == k->tgid && s->g == k->g) {
+		*in_slot = 1;
 		return &s->st;
 	}
 	if (*n)
@@ -255,39 +236,29 @@ static __always_inline struct op_state *live_op(struct gkey *k, struct op_home *
 
 // store_op makes *st the goroutine's in-flight op: over cur, the one live_op found, or
 // in the free slot, or spilled.
-static __always_inline void store_op(struct gkey *k, struct op_home *h, struct op_state *cur, struct op_state *st)
+static __always_inline void store_op(struct gkey *k, struct op_slot *s, __u64 *spills, struct op_state *cur, struct op_state *st)
 {
-	__u64 *owner = h->owner;
-	struct op_slot *s = h->slot;
-	__u64 *n = h->spills;
-	if (!owner || !s || !n)
-		return;
 	if (cur) {
 		*cur = *st;
 		return;
 	}
-	if (__sync_val_compare_and_swap(owner, 0, (__u64)k->tgid) == 0) {
+	if (__sync_val_compare_and_swap(&s->owner, 0, (__u64)k->tgid) == 0) {
 		s->g = k->g;
 		s->st = *st;
 		return;
 	}
 	if (bpf_map_update_elem(&inflight, k, st, BPF_NOEXIST) == 0)
-		__sync_fetch_and_add(n, 1);
+		__sync_fetch_and_add(spills, 1);
 }
 
 // drop_op ends the goroutine's in-flight op that live_op found.
-static __always_inline void drop_op(struct gkey *k, struct op_home *h)
+static __always_inline void drop_op(struct gkey *k, struct op_slot *s, __u64 *spills, int in_slot)
 {
-	__u64 *owner = h->owner;
-	struct op_slot *s = h->slot;
-	__u64 *n = h->spills;
-	if (!owner || !s || !n)
-		return;
-	if (h->in_slot) {
+	if (in_slot) {
 		s->g = 0;
-		__sync_lock_test_and_set(owner, 0); // an exchange: g is clear before the slot is free
+		__sync_lock_test_and_set(&s->owner, 0); // an exchange: g is clear before the slot is free
 		return;
 	}
 	if (bpf_map_delete_elem(&inflight, k) == 0)
-		__sync_fetch_and_sub(n, 1);
+		__sync_fetch_and_sub(spills, 1);
 }

@@ -173,6 +173,7 @@ enum async_phase {
 };
 
 struct op_slot {
+	__u64 owner; // tgid of the holding goroutine's process; 0 while the slot is free
 	__u64 g;
 	struct op_state st;
 };

@@ -63,27 +63,20 @@ func (a *Agent) releaseProcessState(pid uint32) {
 var oneOpSlot bool
 
 // releaseOpSlots frees the in-flight op slots a process holds and returns their op ids.
-// No program writes a slot it does not hold, so the slot is cleared while the process
-// still holds it, and then its owner: a goroutine that claims it afterwards finds it
-// clear. Only the process's own return probes free its slots, and it runs no more of
-// them; the one exception, a new process on the pid that returns from an op on a
-// goroutine at the same address while the slot is being freed, loses that op.
+// Only the process's own return probes free its slots, and it runs no more of them; the
+// one exception, a new process on the pid that is already watched and returns from an op
+// on a goroutine at the same address in the same few microseconds, loses that op.
 func (a *Agent) releaseOpSlots(pid uint32) []uint64 {
 	var opIDs []uint64
 	var idx uint32
-	var owner uint64
-	it := a.objs.OpOwners.Iterate()
-	for it.Next(&idx, &owner) {
-		if owner != uint64(pid) {
+	var slot bpf.AsobserveOpSlot
+	it := a.objs.OpSlots.Iterate()
+	for it.Next(&idx, &slot) {
+		if slot.Owner != uint64(pid) {
 			continue
 		}
-		var slot bpf.AsobserveOpSlot
-		if err := a.objs.OpSlots.Lookup(idx, &slot); err == nil {
-			opIDs = append(opIDs, slot.St.OpId)
-		}
-		// An array's elements always exist: these updates fail only if the maps are gone.
-		_ = a.objs.OpSlots.Update(idx, bpf.AsobserveOpSlot{}, ebpf.UpdateExist)
-		_ = a.objs.OpOwners.Update(idx, uint64(0), ebpf.UpdateExist)
+		opIDs = append(opIDs, slot.St.OpId)
+		_ = a.objs.OpSlots.Update(idx, bpf.AsobserveOpSlot{}, ebpf.UpdateExist) // an array's slot always exists
 	}
 	return opIDs
 }
@@ -92,10 +85,10 @@ func (a *Agent) releaseOpSlots(pid uint32) []uint64 {
 func (a *Agent) heldOpSlots() (int, error) {
 	n := 0
 	var idx uint32
-	var owner uint64
-	it := a.objs.OpOwners.Iterate()
-	for it.Next(&idx, &owner) {
-		if owner != 0 {
+	var slot bpf.AsobserveOpSlot
+	it := a.objs.OpSlots.Iterate()
+	for it.Next(&idx, &slot) {
+		if slot.Owner != 0 {
 			n++
 		}
 	}
