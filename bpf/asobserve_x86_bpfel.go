@@ -306,7 +306,6 @@ const (
 	AsobserveProgProbeEntryMulti  = "probe_entry_multi"
 	AsobserveProgProbeReturn      = "probe_return"
 	AsobserveProgProbeReturnMulti = "probe_return_multi"
-	AsobserveVarOpSlotMask        = "op_slot_mask"
 	AsobserveVarUnusedContract    = "unused_contract"
 	AsobserveVarWakeupEvery       = "wakeup_every"
 )
@@ -391,7 +390,6 @@ type AsobserveMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveVariableSpecs struct {
-	OpSlotMask     *ebpf.VariableSpec `ebpf:"op_slot_mask"`
 	UnusedContract *ebpf.VariableSpec `ebpf:"unused_contract"`
 	WakeupEvery    *ebpf.VariableSpec `ebpf:"wakeup_every"`
 }
@@ -465,7 +463,6 @@ func (m *AsobserveMaps) Close() error {
 //
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobserveVariables struct {
-	OpSlotMask     *ebpf.Variable `ebpf:"op_slot_mask"`
 	UnusedContract *ebpf.Variable `ebpf:"unused_contract"`
 	WakeupEvery    *ebpf.Variable `ebpf:"wakeup_every"`
 }

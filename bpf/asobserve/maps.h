@@ -206,10 +206,6 @@ static __always_inline __u64 next_op_id(void)
 	return (++*v << 16) | (bpf_get_smp_processor_id() & 0xffff);
 }
 
-// Which bits of the slot index are used: all of them but in a test, which makes every
-// goroutine share one slot so that the spill path runs.
-volatile const __u32 op_slot_mask = (1 << OP_SLOT_BITS) - 1;
-
 // live_op finds the goroutine's in-flight op, in its slot (*in_slot) or spilled to
 // inflight, and returns NULL if it has none; *slot and *spills are its slot's, NULL only
 // if the maps fail. The owner is read by an atomic operation, a full barrier: the g read
@@ -217,7 +213,7 @@ volatile const __u32 op_slot_mask = (1 << OP_SLOT_BITS) - 1;
 // process is claiming never reads as this one's.
 static __always_inline struct op_state *live_op(struct gkey *k, struct op_slot **slot, __u64 **spills, int *in_slot)
 {
-	__u32 idx = (__u32)(((k->g ^ ((__u64)k->tgid << 32)) * 0x9E3779B97F4A7C15ULL) >> (64 - OP_SLOT_BITS)) & op_slot_mask;
+	__u32 idx = (__u32)(((k->g ^ ((__u64)k->tgid << 32)) * 0x9E3779B97F4A7C15ULL) >> (64 - OP_SLOT_BITS));
 	*in_slot = 0;
 	*slot = bpf_map_lookup_elem(&op_slots, &idx);
 	*spills = bpf_map_lookup_elem(&op_spills, &idx);

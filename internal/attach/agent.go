@@ -166,11 +166,6 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 	if err := spec.Variables["wakeup_every"].Set(wakeupEvery(opts.RingBufferSize)); err != nil {
 		return nil, fmt.Errorf("configuring BPF: %w", err)
 	}
-	if oneOpSlot {
-		if err := spec.Variables["op_slot_mask"].Set(uint32(0)); err != nil {
-			return nil, fmt.Errorf("configuring BPF: %w", err)
-		}
-	}
 	a := &Agent{rec: rec, opts: opts, exes: map[exeKey]*exeProbes{}, live: map[int]*Target{}, stages: opts.Stages}
 	if err := spec.LoadAndAssign(&a.objs, nil); err != nil {
 		if memlockErr != nil && !errors.Is(err, syscall.EPERM) {

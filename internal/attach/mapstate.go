@@ -58,10 +58,6 @@ func (a *Agent) releaseProcessState(pid uint32) {
 	}
 }
 
-// oneOpSlot makes the programs of agents created from now on keep every goroutine's
-// in-flight op in one slot, so that all but one spill (a test's setting).
-var oneOpSlot bool
-
 // releaseOpSlots frees the in-flight op slots a process holds and returns their op ids.
 // Only the process's own return probes free its slots, and it runs no more of them; the
 // one exception, a new process on the pid that is already watched and returns from an op
