@@ -115,13 +115,6 @@ const (
 	AsobserveOpNodeNODE_MANY AsobserveOpNode = 1
 )
 
-type AsobserveOpSlot struct {
-	_     structs.HostLayout
-	Owner uint64
-	G     uint64
-	St    AsobserveOpState
-}
-
 type AsobserveOpState struct {
 	_        structs.HostLayout
 	OpId     uint64
@@ -289,8 +282,6 @@ const (
 	AsobserveMapIo                = "io"
 	AsobserveMapNested            = "nested"
 	AsobserveMapNoSpans           = "no_spans"
-	AsobserveMapOpSlots           = "op_slots"
-	AsobserveMapOpSpills          = "op_spills"
 	AsobserveMapPids              = "pids"
 	AsobserveMapRows              = "rows"
 	AsobserveMapSeq               = "seq"
@@ -374,8 +365,6 @@ type AsobserveMapSpecs struct {
 	Io            *ebpf.MapSpec `ebpf:"io"`
 	Nested        *ebpf.MapSpec `ebpf:"nested"`
 	NoSpans       *ebpf.MapSpec `ebpf:"no_spans"`
-	OpSlots       *ebpf.MapSpec `ebpf:"op_slots"`
-	OpSpills      *ebpf.MapSpec `ebpf:"op_spills"`
 	Pids          *ebpf.MapSpec `ebpf:"pids"`
 	Rows          *ebpf.MapSpec `ebpf:"rows"`
 	Seq           *ebpf.MapSpec `ebpf:"seq"`
@@ -423,8 +412,6 @@ type AsobserveMaps struct {
 	Io            *ebpf.Map `ebpf:"io"`
 	Nested        *ebpf.Map `ebpf:"nested"`
 	NoSpans       *ebpf.Map `ebpf:"no_spans"`
-	OpSlots       *ebpf.Map `ebpf:"op_slots"`
-	OpSpills      *ebpf.Map `ebpf:"op_spills"`
 	Pids          *ebpf.Map `ebpf:"pids"`
 	Rows          *ebpf.Map `ebpf:"rows"`
 	Seq           *ebpf.Map `ebpf:"seq"`
@@ -446,8 +433,6 @@ func (m *AsobserveMaps) Close() error {
 		m.Io,
 		m.Nested,
 		m.NoSpans,
-		m.OpSlots,
-		m.OpSpills,
 		m.Pids,
 		m.Rows,
 		m.Seq,
