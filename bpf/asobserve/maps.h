@@ -52,15 +52,22 @@ struct {
 	__type(value, struct row);
 } rows SEC(".maps");
 
+// Operations in flight, by goroutine. A plain hash: LRU eviction is approximate by design
+// and may take an entry that is still live, and an evicted entry is an operation lost.
+// An entry stays behind only when its goroutine never returns (a panic, a killed process):
+// the goroutine's next op replaces it, and a process's entries go with its state.
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct gkey);
 	__type(value, struct op_state);
 } inflight SEC(".maps");
 
+// Scans and queries in flight, by recordset. A plain hash, not an LRU one: LRU eviction is
+// approximate by design and may take an entry that is still live, and an evicted scan is
+// an operation lost. Every entry is deleted when its op ends, or with its process's state.
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct pkey);
 	__type(value, struct op_state);
