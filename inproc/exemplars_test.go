@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/asobserve/asobserve/internal/e2etest"
 	"github.com/asobserve/asobserve/internal/metrics"
 	"github.com/asobserve/asobserve/internal/otlptest"
 	"github.com/asobserve/asobserve/internal/semconv"
@@ -123,21 +123,7 @@ func spanOpOf(t *testing.T, spanOp map[string]string, id, op, where string) stri
 
 func scrape(t *testing.T, accept string) []byte {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+MetricsServerAddr()+"/metrics", nil)
-	req.Header.Set("Accept", accept)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, wantType := resp.Header.Get("Content-Type"), strings.Split(accept, ";")[0]; !strings.HasPrefix(got, wantType) {
-		t.Fatalf("asked for %s, served %s", accept, got)
-	}
-	return body
+	return e2etest.Fetch(t, "http://"+MetricsServerAddr()+"/metrics", accept)
 }
 
 func decodeFamilies(t *testing.T, body []byte) map[string]*dto.MetricFamily {

@@ -5,8 +5,6 @@ package main_test
 import (
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -107,21 +105,7 @@ func TestOTLPMetricsAndExemplarsMatchGroundTruth(t *testing.T) {
 
 func scrapeOpenMetrics(t *testing.T, addr string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
-	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
-		t.Fatalf("content type %q", ct)
-	}
-	return string(body)
+	return string(e2etest.Fetch(t, "http://"+addr+"/metrics", "application/openmetrics-text; version=1.0.0"))
 }
 
 // An unreachable OTLP endpoint: the agent warns once, keeps serving /metrics, and counts
@@ -185,14 +169,5 @@ func TestOTLPMetricsEndpointDown(t *testing.T) {
 
 func scrapeText(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
+	return string(e2etest.Fetch(t, "http://"+addr+"/metrics", ""))
 }

@@ -162,11 +162,18 @@ func (w *Workload) Killed(t testing.TB, timeout time.Duration) {
 	}
 }
 
-// Scrape reads a Prometheus text exposition from url as a Gatherer, so OpSeries works on
-// what an agent process serves.
-func Scrape(t testing.TB, url string) prometheus.Gatherer {
+// Fetch GETs url asking for the exposition format accept ("" takes the default text) and
+// returns the body, failing the test unless the server answers 200 in that format.
+func Fetch(t testing.TB, url, accept string) []byte {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +185,17 @@ func Scrape(t testing.TB, url string) prometheus.Gatherer {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %s\n%s", url, resp.Status, body)
 	}
+	if want := strings.TrimSpace(strings.Split(accept, ";")[0]); want != "" && !strings.HasPrefix(resp.Header.Get("Content-Type"), want) {
+		t.Fatalf("GET %s asked for %s, served %s", url, accept, resp.Header.Get("Content-Type"))
+	}
+	return body
+}
+
+// Scrape reads a Prometheus text exposition from url as a Gatherer, so OpSeries works on
+// what an agent process serves.
+func Scrape(t testing.TB, url string) prometheus.Gatherer {
+	t.Helper()
+	body := Fetch(t, url, "")
 	var p expfmt.TextParser
 	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
