@@ -199,12 +199,13 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 }
 
 func loadError(err error) error {
-	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-		return fmt.Errorf("loading BPF programs: %v: asobserve needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run it as root or grant those capabilities", err)
-	}
+	// The verifier's rejections are EACCES too: they are told by their log, not by errno.
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
 		return fmt.Errorf("loading BPF programs: the kernel verifier rejected them (%v): asobserve needs Linux >= 5.15 with BTF", ve)
+	}
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("loading BPF programs: %v: asobserve needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run it as root or grant those capabilities", err)
 	}
 	return fmt.Errorf("loading BPF programs: %w: asobserve needs Linux >= 5.15 with uprobes and ring buffers", err)
 }
