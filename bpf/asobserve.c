@@ -50,6 +50,9 @@ static __always_inline int handle_entry(struct pt_regs *ctx)
 	case KIND_ERRSINK:
 		errsink(&R, r, &k);
 		return 0;
+	case KIND_STREAM_END:
+		stream_end(&R, r, &k, now);
+		return 0;
 	case KIND_STAGE:
 		stage_entry(&R, r, &k, now);
 		return 0;

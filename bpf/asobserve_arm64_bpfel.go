@@ -205,6 +205,7 @@ const (
 	AsobserveRowKindKIND_SPAN_START   AsobserveRowKind = 12
 	AsobserveRowKindKIND_SPAN_END     AsobserveRowKind = 13
 	AsobserveRowKindKIND_SPAWN        AsobserveRowKind = 14
+	AsobserveRowKindKIND_STREAM_END   AsobserveRowKind = 15
 )
 
 type AsobserveRowWord uint32

@@ -226,6 +226,48 @@ static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 t
 	bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 }
 
+// live_workers reads the count of the recordset's workers that have not called signalEnd.
+static __always_inline __u64 live_workers(struct row *r, __u64 rs)
+{
+	return read_u64(read_u64(rs + r->off_remaining));
+}
+
+// end_stream: the stream of the async op at pk ended at now. A stream is ended where its
+// last worker is about to close it and again where that worker returns, whichever is seen
+// (a process that exits once it read the last record may never run the worker's return):
+// the first end counts. The op ends at whichever of its start call's return and its first
+// end comes second: the atomic or that completes the pair.
+static __always_inline void end_stream(struct pkey *pk, __u64 now)
+{
+	struct op_state *async = bpf_map_lookup_elem(&async_ops, pk);
+	if (!async)
+		return;
+	__sync_val_compare_and_swap(&async->ended, 0, now);
+	// An atomic or is a full barrier: the end time is in place before the start call's
+	// return can see the phase.
+	__u64 was = __sync_fetch_and_or(&async->phase, ASYNC_ENDED);
+	if (was & ASYNC_ENDED)
+		return;
+	if (!(was & ASYNC_STARTED)) {
+		// The stream ended before the start call returned: that return ends the op.
+		bpf_map_delete_elem(&corr, pk);
+		return;
+	}
+	__u64 op_id = async->op_id;
+	emit_op(async, pk->tgid, async->ended);
+	bpf_map_delete_elem(&async_ops, pk);
+	bpf_map_delete_elem(&corr, pk);
+	bpf_map_delete_elem(&spawns, &op_id);
+}
+
+// stream_end: signalEnd's entry, on clients whose counted scans and queries have one
+// worker: it closes the stream.
+static __always_inline void stream_end(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
+{
+	struct pkey pk = {.tgid = k->tgid, .ptr = go_word(ctx, r->ptr_word)};
+	end_stream(&pk, now);
+}
+
 static __always_inline int op_return(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
 	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
@@ -256,25 +298,11 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 		// One of several workers (per-node queries of old clients): the last one to leave
 		// ends the stream. Any that reads zero may end it; the first does, and the others
 		// find the op gone.
-		if ((r->flags & FLAG_LAST_WORKER) && read_u64(read_u64(st.rs + r->off_remaining)) != 0)
+		if ((r->flags & FLAG_LAST_WORKER) && live_workers(r, st.rs) != 0)
 			return 0;
 		struct pkey pk = {.tgid = k->tgid, .ptr = st.rs};
-		struct op_state *async = bpf_map_lookup_elem(&async_ops, &pk);
-		if (!async)
-			return 0;
-		async->ended = now;
-		if (!(__sync_fetch_and_or(&async->phase, ASYNC_ENDED) & ASYNC_STARTED)) {
-			// The stream ended before the start call returned: that return ends the op.
-			bpf_map_delete_elem(&corr, &pk);
-			return 0;
-		}
-		st = *async;
-		// Two last workers may read zero at once, on two CPUs: only the one whose delete
-		// removes the op ends it.
-		if (bpf_map_delete_elem(&async_ops, &pk) != 0)
-			return 0;
-		bpf_map_delete_elem(&corr, &pk);
-		bpf_map_delete_elem(&spawns, &st.op_id);
+		end_stream(&pk, now);
+		return 0;
 	}
 	emit_op(&st, k->tgid, now);
 	return 0;
@@ -295,6 +323,12 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 		fresh.gen = t->gen;
 		locate(ctx, r, &fresh);
 		bpf_map_update_elem(&async_ops, &pk, &fresh, BPF_NOEXIST);
+	}
+	if ((r->flags & FLAG_LAST_WORKER) && live_workers(r, rs) == 1) {
+		// The last worker of an old client's per-node query: no other is left, so its
+		// signalEnd closes the stream.
+		end_stream(&pk, now);
+		return 0;
 	}
 	struct op_state anchor = {.depth = frame_depth(ctx), .rs = rs, .start = now};
 	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);

@@ -42,6 +42,7 @@ enum row_kind {
 	KIND_SPAN_START = 12,  // the app's OTel SDK made a recording span (return): it is active
 	KIND_SPAN_END = 13,    // the app's span ends (entry): the span it was started under is active again
 	KIND_SPAWN = 14,       // runtime.newproc1: a new goroutine starts under its creator's live span
+	KIND_STREAM_END = 15,  // Recordset.signalEnd entry of a one-worker stream: it is about to close
 };
 
 enum locator {
@@ -59,7 +60,7 @@ enum row_flags {
 	FLAG_SPAWN_AT_RET = 2, // the stage's return marks a worker spawn (schedule_delay start)
 	FLAG_NODE = 4,         // note the connection's node for the op (server.address)
 	FLAG_NESTED_CALLEE = 8, // nested callers call it: its entry checks who called it
-	FLAG_LAST_WORKER = 16,  // one of several workers: the op ends when the count at off_remaining is 0
+	FLAG_LAST_WORKER = 16,  // one of several workers: the count at off_remaining tells the last one
 };
 
 enum event_type {
@@ -151,7 +152,7 @@ struct op_state {
 	__u8 alt;
 	__u32 gen; // the target's attach generation, carried into the op's records
 	__u64 node; // *Node of the last attempt; NODE_MANY when a batch spans nodes
-	// Async ops: when the stream ended, and which of the start call's return and the
+	// Async ops: when the stream first ended, and which of the start call's return and the
 	// stream's end have happened (enum async_phase, set atomically: whichever comes second
 	// ends the op).
 	__u64 ended;
@@ -167,7 +168,7 @@ struct op_state {
 
 enum async_phase {
 	ASYNC_STARTED = 1, // the start call returned: the op's start, row and names are final
-	ASYNC_ENDED = 2,   // the stream ended (its last worker returned)
+	ASYNC_ENDED = 2,   // the stream ended (it was closed, or its last worker returned)
 };
 
 struct owner {

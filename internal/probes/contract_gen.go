@@ -19,6 +19,7 @@ const (
 	KindSpanStart   Kind = 12 // KIND_SPAN_START
 	KindSpanEnd     Kind = 13 // KIND_SPAN_END
 	KindSpawn       Kind = 14 // KIND_SPAWN
+	KindStreamEnd   Kind = 15 // KIND_STREAM_END
 )
 
 // Loc says how an operation's namespace and set are found (enum locator).

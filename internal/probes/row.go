@@ -37,7 +37,8 @@ type Row struct {
 	Corr  Field // Link: the command's slice field that shares the op's argument
 	// Remaining: an async worker that is one of several (per-node queries of old
 	// clients) names the field of Ptr's struct that points to the count of workers still
-	// running, an int64; the op ends at the return that finds it zero.
+	// running, an int64; the op ends at the entry that finds it one (no other is left to
+	// close the stream), or else at the return that finds it zero.
 	Remaining Field
 	// Counts lists the exported *Client methods whose calls the row counts besides its
 	// own function's: callers that the compiler inlines into it (ScanAll, Query).
@@ -87,7 +88,7 @@ func (k Kind) Entry() bool {
 // Return reports whether the kind is probed at every RET of the function.
 func (k Kind) Return() bool {
 	switch k {
-	case KindErrsink, KindIoWrite, KindSpanEnd:
+	case KindErrsink, KindIoWrite, KindSpanEnd, KindStreamEnd:
 		return false
 	}
 	return true
@@ -429,6 +430,9 @@ func (r Row) Resolve() (Probe, error) {
 	}
 	if r.Remaining != (Field{}) && (r.Kind != KindAsyncWorker || r.Ptr == "") {
 		return Probe{}, fmt.Errorf("%s: only an async worker row with a recordset counts remaining workers", d.Symbol)
+	}
+	if r.Kind == KindStreamEnd && r.Ptr == "" {
+		return Probe{}, fmt.Errorf("%s: a stream end row needs the recordset whose stream it ends", d.Symbol)
 	}
 	if (r.Names == LocNone) != (r.At == "") {
 		return Probe{}, fmt.Errorf("%s: a locator needs the argument it reads, and only then", d.Symbol)

@@ -138,7 +138,7 @@ func TestProbePointsFollowTheKind(t *testing.T) {
 		KindOp: {true, true}, KindAsyncStart: {true, true}, KindAsyncWorker: {true, true}, KindErrsink: {true, false},
 		KindStage: {true, true}, KindLink: {true, true}, KindIoWrite: {true, false}, KindIoRead: {false, true},
 		KindParseEnd: {false, true}, KindAttempt: {true, true}, KindSpanStart: {false, true}, KindSpanEnd: {true, false},
-		KindSpawn: {true, true},
+		KindSpawn: {true, true}, KindStreamEnd: {true, false},
 	} {
 		if got := [2]bool{k.Entry(), k.Return()}; got != want {
 			t.Errorf("kind %d: entry, return = %v, want %v", k, got, want)

@@ -72,7 +72,8 @@ const (
 	v7Split   Range = ">=v7.6.0 <v8.0.0"
 	// Before v6.13.0 a query with a filter runs one worker per node (queryNodes), not
 	// through queryPartitions.
-	perNodeQueries Range = ">=v6.0.0 <v6.13.0"
+	perNodeQueries   Range = ">=v6.0.0 <v6.13.0"
+	partitionQueries Range = ">=v6.13.0 <v9.0.0"
 	// From v7.5.0 on, a batch's one-key node share runs a single-record operation.
 	singleKeyBatches Range = ">=v7.5.0 <v9.0.0"
 )
@@ -125,8 +126,15 @@ var Rows = []Row{
 	{Func: "func (c *Client) queryNodePartitions(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"QueryNode"}, Optional: true},
 	{Func: "func (c *Client) queryPartitions(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset)", Kind: KindAsyncWorker, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Ptr: "recordset"},
 	{Func: "func (rs *Recordset) sendError(err Error)", Kind: KindErrsink, Err: "err", Ptr: "rs", Optional: true},
+	// A scan's or query's stream ends where signalEnd is entered to close it: a program that
+	// exits once it read the last record may never run the worker's return. From v6.13.0
+	// every counted scan and query makes its recordset with one worker, so that call is the
+	// one that closes it (QueryAggregate, with one per node, is not counted: its recordset
+	// has no op).
+	{Func: "func (rcs *Recordset) signalEnd()", Kind: KindStreamEnd, Ptr: "rcs", Versions: partitionQueries},
 	// Old clients: Query and QueryNode with a filter start one worker per node, each of
-	// which calls signalEnd when done; the stream ends at the call that leaves no worker.
+	// which calls signalEnd when done; the stream ends at the call that leaves no worker,
+	// at its entry when it is seen to be the last, else at its return.
 	// Without a filter they call QueryPartitions (queryNodePartitions), nested in them.
 	// The start call's row names the op: signalEnd ends scans too.
 	{Func: "func (c *Client) Query(policy *QueryPolicy, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Versions: perNodeQueries},

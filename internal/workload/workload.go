@@ -69,6 +69,9 @@ type Truth struct {
 	P50Ms             float64          `json:"p50_ms"`
 	P95Ms             float64          `json:"p95_ms"`
 	P99Ms             float64          `json:"p99_ms"`
+	// StreamsSeen (matrix targets run with -spin-drain): when, in CLOCK_MONOTONIC ns, each
+	// scan and query of the seed rounds was seen closed, in order.
+	StreamsSeen []int64 `json:"streams_seen,omitempty"`
 }
 
 // Count is one (operation, namespace, set, outcome) series.

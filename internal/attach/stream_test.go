@@ -1,0 +1,90 @@
+//go:build linux
+
+package attach_test
+
+import (
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/asobserve/asobserve/internal/attach"
+	"github.com/asobserve/asobserve/internal/e2etest"
+	"github.com/asobserve/asobserve/internal/inspect"
+	"github.com/asobserve/asobserve/internal/metrics"
+	obs "github.com/asobserve/asobserve/internal/observe"
+	"github.com/asobserve/asobserve/internal/semconv"
+	"github.com/asobserve/asobserve/internal/testserver"
+)
+
+// streamEnds keeps the end time of every scan and query the agent delivers.
+type streamEnds struct {
+	mu   sync.Mutex
+	ends []int64
+}
+
+func (s *streamEnds) Op(_ *obs.Target, op obs.Op) {
+	if op.Name != semconv.OpScan && op.Name != semconv.OpQuery {
+		return
+	}
+	s.mu.Lock()
+	s.ends = append(s.ends, op.End)
+	s.mu.Unlock()
+}
+
+func (*streamEnds) Stage(*obs.Target, obs.Stage) {}
+func (*streamEnds) TargetGone(*obs.Target)       {}
+
+// A scan or query ends when its stream is closed, which is before the application can
+// see it: a program that exits once it read the last record may never run the return of
+// the client's worker goroutine, and its last scan or query would be lost (the soak lost
+// about one in a thousand processes so). The target reads each stream on a goroutine that
+// never parks, so it sees the close within a microsecond, long before the worker's return
+// probe could run; each op's end must come before the time the target saw its close.
+// One node: old clients' per-node queries then have one worker, whose signalEnd closes
+// the stream.
+func TestStreamEndsBeforeTheAppSeesIt(t *testing.T) {
+	e2etest.RequireRoot(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	builds := map[string]e2etest.TargetBuild{
+		"v6": {Client: "v6"}, "v7": {Client: "v7"}, "v8": {Client: "v8"},
+		"v6-per-node-queries": {Client: "v6", Version: inspect.OldestClient},
+	}
+	for _, name := range []string{"v6", "v7", "v8", "v6-per-node-queries"} {
+		t.Run(name, func(t *testing.T) {
+			bin, err := e2etest.BuildTarget(t, builds[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ends := &streamEnds{}
+			agent := runAgent(t, metrics.New(metrics.Options{}), attach.Options{Observers: []obs.Observer{ends}})
+			const rounds = 40
+			w := e2etest.StartTarget(t, bin, cluster.Hosts(), "-count", "40", "-spin-drain")
+			if _, err := agent.Attach(w.PID, &metrics.Identity{Service: "streams"}); err != nil {
+				t.Fatal(err)
+			}
+			w.Go(t)
+			truth := w.Wait(t, workloadLimit)
+			Drain(t, agent)
+			seen := truth.StreamsSeen
+			ends.mu.Lock()
+			got := slices.Clone(ends.ends)
+			ends.mu.Unlock()
+			// Each stream was read to its end before the next began: in time order, the
+			// ops and the closes pair up.
+			slices.Sort(got)
+			if len(seen) != 2*rounds || len(got) != len(seen) {
+				t.Fatalf("%d scans and queries ended, the target saw %d closed, want %d", len(got), len(seen), 2*rounds)
+			}
+			late := 0
+			for i := range seen {
+				if got[i] >= seen[i] {
+					late++
+					t.Errorf("stream %d ended at %d ns, %d ns after the target saw it closed", i, got[i], got[i]-seen[i])
+				}
+			}
+			if late == 0 {
+				t.Logf("%d streams; each ended before the target saw it closed", len(seen))
+			}
+		})
+	}
+}
