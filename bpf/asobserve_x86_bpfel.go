@@ -115,6 +115,13 @@ const (
 	AsobserveOpNodeNODE_MANY AsobserveOpNode = 1
 )
 
+type AsobserveOpSlot struct {
+	_     structs.HostLayout
+	Owner uint64
+	G     uint64
+	St    AsobserveOpState
+}
+
 type AsobserveOpState struct {
 	_        structs.HostLayout
 	OpId     uint64
@@ -283,6 +290,8 @@ const (
 	AsobserveMapIo                = "io"
 	AsobserveMapNested            = "nested"
 	AsobserveMapNoSpans           = "no_spans"
+	AsobserveMapOpSlots           = "op_slots"
+	AsobserveMapOpSpills          = "op_spills"
 	AsobserveMapPids              = "pids"
 	AsobserveMapRows              = "rows"
 	AsobserveMapSeq               = "seq"
@@ -366,6 +375,8 @@ type AsobserveMapSpecs struct {
 	Io            *ebpf.MapSpec `ebpf:"io"`
 	Nested        *ebpf.MapSpec `ebpf:"nested"`
 	NoSpans       *ebpf.MapSpec `ebpf:"no_spans"`
+	OpSlots       *ebpf.MapSpec `ebpf:"op_slots"`
+	OpSpills      *ebpf.MapSpec `ebpf:"op_spills"`
 	Pids          *ebpf.MapSpec `ebpf:"pids"`
 	Rows          *ebpf.MapSpec `ebpf:"rows"`
 	Seq           *ebpf.MapSpec `ebpf:"seq"`
@@ -413,6 +424,8 @@ type AsobserveMaps struct {
 	Io            *ebpf.Map `ebpf:"io"`
 	Nested        *ebpf.Map `ebpf:"nested"`
 	NoSpans       *ebpf.Map `ebpf:"no_spans"`
+	OpSlots       *ebpf.Map `ebpf:"op_slots"`
+	OpSpills      *ebpf.Map `ebpf:"op_spills"`
 	Pids          *ebpf.Map `ebpf:"pids"`
 	Rows          *ebpf.Map `ebpf:"rows"`
 	Seq           *ebpf.Map `ebpf:"seq"`
@@ -434,6 +447,8 @@ func (m *AsobserveMaps) Close() error {
 		m.Io,
 		m.Nested,
 		m.NoSpans,
+		m.OpSlots,
+		m.OpSpills,
 		m.Pids,
 		m.Rows,
 		m.Seq,

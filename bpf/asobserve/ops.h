@@ -163,17 +163,20 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 	locate(ctx, r, &st);
 	if (r->flags & FLAG_CORR)
 		st.corr = go_word(ctx, r->loc_word);
-	// Mostly no op is live on this goroutine and the insert is all it takes. Otherwise a
-	// deeper frame of a live op is a nested call (Operate -> operate): it belongs to the
-	// outer op. Older entries are leftovers of a panic, or of the pid's previous process.
-	if (bpf_map_update_elem(&inflight, k, &st, BPF_NOEXIST) != 0) {
-		struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
-		if (cur && cur->gen == st.gen && depth > cur->depth && now - cur->start < STALE_NS) {
-			cur->shadowed = 1;
-			return 0;
-		}
-		bpf_map_update_elem(&inflight, k, &st, BPF_ANY);
+	// Mostly no op is live on this goroutine. Otherwise a deeper frame of a live op is a
+	// nested call (Operate -> operate): it belongs to the outer op. Older entries are
+	// leftovers of a panic, or of the pid's previous process.
+	struct op_slot *slot;
+	__u64 *spills;
+	int in_slot;
+	struct op_state *cur = live_op(k, &slot, &spills, &in_slot);
+	if (!slot || !spills)
+		return 0;
+	if (cur && cur->gen == st.gen && depth > cur->depth && now - cur->start < STALE_NS) {
+		cur->shadowed = 1;
+		return 0;
 	}
+	store_op(k, slot, spills, cur, &st);
 	if (st.corr) {
 		struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
 		struct owner own = {.op_id = st.op_id, .row = st.row, .alt = st.alt, .gen = st.gen};
@@ -270,8 +273,11 @@ static __always_inline void stream_end(struct regs *ctx, struct row *r, struct g
 
 static __always_inline int op_return(struct regs *ctx, struct row *r, struct gkey *k, __u64 now)
 {
-	struct op_state *cur = bpf_map_lookup_elem(&inflight, k);
-	if (!cur)
+	struct op_slot *slot;
+	__u64 *spills;
+	int in_slot;
+	struct op_state *cur = live_op(k, &slot, &spills, &in_slot);
+	if (!cur || !slot || !spills)
 		return 0;
 	// The return of the call that made the op is mostly at the entry's SP on an unmoved
 	// stack, in the same row: then it needs no read of g.stack.hi. Any other return (a
@@ -280,7 +286,7 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 	if (!same_frame && cur->depth != frame_depth(ctx))
 		return 0;
 	struct op_state st = *cur;
-	bpf_map_delete_elem(&inflight, k);
+	drop_op(k, slot, spills, in_slot);
 	if (st.corr) {
 		struct pkey pk = {.tgid = k->tgid, .ptr = st.corr};
 		bpf_map_delete_elem(&corr, &pk);
@@ -340,7 +346,12 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 		struct owner own = {.op_id = op->op_id, .row = op->row, .gen = op->gen};
 		bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 	}
-	bpf_map_update_elem(&inflight, k, &anchor, BPF_ANY);
+	struct op_slot *slot;
+	__u64 *spills;
+	int in_slot;
+	struct op_state *cur = live_op(k, &slot, &spills, &in_slot);
+	if (slot && spills)
+		store_op(k, slot, spills, cur, &anchor);
 	return 0;
 }
 
@@ -365,7 +376,10 @@ static __always_inline void errsink(struct regs *ctx, struct row *r, struct gkey
 // keeps its last attempt's node; a batch that reaches two nodes has no one server.
 static __always_inline void note_node(struct regs *ctx, struct row *r, struct gkey *k)
 {
-	struct op_state *st = bpf_map_lookup_elem(&inflight, k);
+	struct op_slot *slot;
+	__u64 *spills;
+	int in_slot;
+	struct op_state *st = live_op(k, &slot, &spills, &in_slot);
 	if (!st || st->rs)
 		return;
 	__u64 conn = go_word(ctx, 0);

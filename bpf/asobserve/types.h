@@ -11,6 +11,7 @@
 #define SPAN_DEPTH 8
 #define STALE_NS (60ULL * 1000000000ULL)
 #define NEST_RANGES 16
+#define OP_SLOT_BITS 12
 
 // Sizes of maps user space indexes: rows by attach cookie, nested by executable slot.
 enum limits {
@@ -169,6 +170,13 @@ struct op_state {
 enum async_phase {
 	ASYNC_STARTED = 1, // the start call returned: the op's start, row and names are final
 	ASYNC_ENDED = 2,   // the stream ended (it was closed, or its last worker returned)
+};
+
+// A goroutine's in-flight op in the slot its (tgid, g) hashes to (maps.h, op_slots).
+struct op_slot {
+	__u64 owner; // tgid of the holding goroutine's process; 0 while the slot is free
+	__u64 g;
+	struct op_state st;
 };
 
 struct owner {

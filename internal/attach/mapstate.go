@@ -8,6 +8,8 @@ import (
 	"reflect"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/asobserve/asobserve/bpf"
 )
 
 // processKeyed are the maps whose keys start with the tgid of the process that made the
@@ -50,14 +52,49 @@ func (a *Agent) releaseProcessState(pid uint32) {
 			_ = pm.m.Delete(k) // an entry the probes deleted meanwhile is gone either way
 		}
 	}
+	opIDs = append(opIDs, a.releaseOpSlots(pid)...)
 	for _, id := range opIDs {
 		_ = a.objs.Spawns.Delete(id)
 	}
 }
 
-// MapEntries counts the entries of every hash map of the BPF programs, by map name, and
-// the probe-table rows in use ("rows"): what a leak check compares with its baseline.
-// Arrays are left out: their size never changes.
+// releaseOpSlots frees the in-flight op slots a process holds and returns their op ids.
+// Only the process's own return probes free its slots, and it runs no more of them; the
+// one exception, a new process on the pid that is already watched and returns from an op
+// on a goroutine at the same address in the same few microseconds, loses that op.
+func (a *Agent) releaseOpSlots(pid uint32) []uint64 {
+	var opIDs []uint64
+	var idx uint32
+	var slot bpf.AsobserveOpSlot
+	it := a.objs.OpSlots.Iterate()
+	for it.Next(&idx, &slot) {
+		if slot.Owner != uint64(pid) {
+			continue
+		}
+		opIDs = append(opIDs, slot.St.OpId)
+		_ = a.objs.OpSlots.Update(idx, bpf.AsobserveOpSlot{}, ebpf.UpdateExist) // an array's slot always exists
+	}
+	return opIDs
+}
+
+// heldOpSlots counts the in-flight op slots that some process holds.
+func (a *Agent) heldOpSlots() (int, error) {
+	n := 0
+	var idx uint32
+	var slot bpf.AsobserveOpSlot
+	it := a.objs.OpSlots.Iterate()
+	for it.Next(&idx, &slot) {
+		if slot.Owner != 0 {
+			n++
+		}
+	}
+	return n, it.Err()
+}
+
+// MapEntries counts the entries of every hash map of the BPF programs, by map name, the
+// in-flight op slots held ("op_slots") and the probe-table rows in use ("rows"): what a
+// leak check compares with its baseline. Other arrays are left out: their size never
+// changes.
 func (a *Agent) MapEntries() (map[string]int, error) {
 	out := map[string]int{}
 	maps := reflect.ValueOf(&a.objs.AsobserveMaps).Elem()
@@ -81,6 +118,11 @@ func (a *Agent) MapEntries() (map[string]int, error) {
 		}
 		out[name] = n
 	}
+	held, err := a.heldOpSlots()
+	if err != nil {
+		return nil, fmt.Errorf("counting held op slots: %w", err)
+	}
+	out["op_slots"] = held
 	a.mu.Lock()
 	out["rows"] = maxRows - len(a.free)
 	a.mu.Unlock()
