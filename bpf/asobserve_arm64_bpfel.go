@@ -24,8 +24,10 @@ type AsobserveAppSpans struct {
 type AsobserveEventFlags uint32
 
 const (
-	AsobserveEventFlagsEVENT_FAILED    AsobserveEventFlags = 1
-	AsobserveEventFlagsEVENT_ALTERNATE AsobserveEventFlags = 2
+	AsobserveEventFlagsEVENT_FAILED     AsobserveEventFlags = 1
+	AsobserveEventFlagsEVENT_ALTERNATE  AsobserveEventFlags = 2
+	AsobserveEventFlagsEVENT_NS_STATIC  AsobserveEventFlags = 4
+	AsobserveEventFlagsEVENT_SET_STATIC AsobserveEventFlags = 8
 )
 
 type AsobserveEventOp struct {
@@ -123,30 +125,31 @@ type AsobserveOpSlot struct {
 }
 
 type AsobserveOpState struct {
-	_        structs.HostLayout
-	OpId     uint64
-	Start    uint64
-	Depth    uint64
-	NsPtr    uint64
-	NsLen    uint64
-	SetPtr   uint64
-	SetLen   uint64
-	Corr     uint64
-	Rs       uint64
-	SpawnTs  uint64
-	Code     int32
-	Cause    int32
-	Row      uint16
-	Failed   uint8
-	Alt      uint8
-	Gen      uint32
-	Node     uint64
-	Ended    uint64
-	Phase    uint64
-	Shadowed uint8
-	Pad      [7]uint8
-	Sp       uint64
-	Parent   AsobserveSpanCtx
+	_           structs.HostLayout
+	OpId        uint64
+	Start       uint64
+	Depth       uint64
+	NsPtr       uint64
+	NsLen       uint64
+	SetPtr      uint64
+	SetLen      uint64
+	Corr        uint64
+	Rs          uint64
+	SpawnTs     uint64
+	Code        int32
+	Cause       int32
+	Row         uint16
+	Failed      uint8
+	Alt         uint8
+	Gen         uint32
+	Node        uint64
+	Ended       uint64
+	Phase       uint64
+	Shadowed    uint8
+	StaticNames uint8
+	Pad         [6]uint8
+	Sp          uint64
+	Parent      AsobserveSpanCtx
 }
 
 type AsobserveOwner struct {
@@ -257,12 +260,14 @@ type AsobserveStageState struct {
 }
 
 type AsobserveTarget struct {
-	_     structs.HostLayout
-	Bias  uint64
-	Exe   uint32
-	Flags uint32
-	Gen   uint32
-	Pad   uint32
+	_      structs.HostLayout
+	Bias   uint64
+	Exe    uint32
+	Flags  uint32
+	Gen    uint32
+	Pad    uint32
+	RoLo   uint64
+	RoSize uint64
 }
 
 type AsobserveTargetFlags uint32

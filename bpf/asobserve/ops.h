@@ -103,6 +103,23 @@ static __always_inline void read_error(struct regs *ctx, struct row *r, struct o
 	}
 }
 
+// static_names marks the op's namespace and set that lie in the executable's read-only
+// data (string constants, the common case): the record carries their link-time address,
+// and two reads of target memory, among the programs' dearest calls, are saved.
+static __always_inline void static_names(struct target *t, struct op_state *st)
+{
+	__u64 ns = st->ns_ptr - t->bias - t->ro_lo;
+	if (st->ns_ptr && ns < t->ro_size && st->ns_len < NS_MAX && ns + st->ns_len <= t->ro_size) {
+		st->ns_ptr -= t->bias;
+		st->static_names |= EVENT_NS_STATIC;
+	}
+	__u64 set = st->set_ptr - t->bias - t->ro_lo;
+	if (st->set_ptr && set < t->ro_size && st->set_len < SET_MAX && set + st->set_len <= t->ro_size) {
+		st->set_ptr -= t->bias;
+		st->static_names |= EVENT_SET_STATIC;
+	}
+}
+
 static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 {
 	__u64 wake;
@@ -110,7 +127,7 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	if (!ev)
 		return;
 	ev->type = EVENT_OP;
-	ev->flags = (st->failed ? EVENT_FAILED : 0) | (st->alt ? EVENT_ALTERNATE : 0);
+	ev->flags = (st->failed ? EVENT_FAILED : 0) | (st->alt ? EVENT_ALTERNATE : 0) | st->static_names;
 	ev->tgid = tgid;
 	ev->row = st->row;
 	ev->pad = 0;
@@ -127,14 +144,22 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	if (n > NS_MAX - 1)
 		n = NS_MAX - 1;
 	ev->ns_len = 0;
-	if (st->ns_ptr && n > 0 && bpf_probe_read_user(ev->ns, n & (NS_MAX - 1), (void *)st->ns_ptr) == 0)
+	if (st->static_names & EVENT_NS_STATIC) {
+		*(__u64 *)ev->ns = st->ns_ptr;
 		ev->ns_len = n;
+	} else if (st->ns_ptr && n > 0 && bpf_probe_read_user(ev->ns, n & (NS_MAX - 1), (void *)st->ns_ptr) == 0) {
+		ev->ns_len = n;
+	}
 	__u64 m = st->set_len;
 	if (m > SET_MAX - 1)
 		m = SET_MAX - 1;
 	ev->set_len = 0;
-	if (st->set_ptr && m > 0 && bpf_probe_read_user(ev->set, m & (SET_MAX - 1), (void *)st->set_ptr) == 0)
+	if (st->static_names & EVENT_SET_STATIC) {
+		*(__u64 *)ev->set = st->set_ptr;
 		ev->set_len = m;
+	} else if (st->set_ptr && m > 0 && bpf_probe_read_user(ev->set, m & (SET_MAX - 1), (void *)st->set_ptr) == 0) {
+		ev->set_len = m;
+	}
 	bpf_ringbuf_submit(ev, wake);
 }
 
@@ -161,6 +186,7 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 			st.parent = live->sc[(live->depth - 1) & (SPAN_DEPTH - 1)];
 	}
 	locate(ctx, r, &st);
+	static_names(t, &st);
 	if (r->flags & FLAG_CORR)
 		st.corr = go_word(ctx, r->loc_word);
 	// Mostly no op is live on this goroutine. Otherwise a deeper frame of a live op is a
@@ -215,6 +241,7 @@ static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 t
 		early->ns_len = st->ns_len;
 		early->set_ptr = st->set_ptr;
 		early->set_len = st->set_len;
+		early->static_names = st->static_names;
 	}
 	// An atomic or is a full barrier: the fields above are in place before a worker that
 	// ends the stream later sees the phase, and the end time before this return sees it.
@@ -328,6 +355,7 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 		fresh.row = (__u16)ctx->cookie;
 		fresh.gen = t->gen;
 		locate(ctx, r, &fresh);
+		static_names(t, &fresh);
 		bpf_map_update_elem(&async_ops, &pk, &fresh, BPF_NOEXIST);
 	}
 	if ((r->flags & FLAG_LAST_WORKER) && live_workers(r, rs) == 1) {

@@ -73,6 +73,10 @@ enum event_type {
 enum event_flags {
 	EVENT_FAILED = 1,    // the op returned a non-nil Error (op records only)
 	EVENT_ALTERNATE = 2, // the op is its row's alternate op
+	// The ns (set) field holds the name's link-time address in the executable's read-only
+	// data, not its bytes: such a name never changes, and user space reads it from the file.
+	EVENT_NS_STATIC = 4,
+	EVENT_SET_STATIC = 8,
 };
 
 enum stage_id {
@@ -162,7 +166,8 @@ struct op_state {
 	// call deeper than a panic's leftover) may return at the same SP in the same row: this
 	// op's return is then told by its frame depth alone.
 	__u8 shadowed;
-	__u8 pad[7];
+	__u8 static_names; // EVENT_NS_STATIC, EVENT_SET_STATIC: the name pointers are link-time
+	__u8 pad[6];
 	__u64 sp; // SP at entry: while the stack has not moved, the return's SP is the same
 	struct span_ctx parent; // the app's active span when the op started
 };
@@ -253,6 +258,10 @@ struct target {
 	__u32 flags; // enum target_flags
 	__u32 gen;
 	__u32 pad;
+	// The executable's read-only data (.rodata), link-time: where Go keeps its string
+	// constants. ro_size 0: unknown, every name is read from target memory.
+	__u64 ro_lo;
+	__u64 ro_size;
 };
 
 enum target_flags {

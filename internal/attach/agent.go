@@ -105,6 +105,7 @@ type exeProbes struct {
 	hostOffs hostOffsets
 	// hasHostOffs: the node's host can be read (server.address).
 	hasHostOffs bool
+	names       *staticNames
 }
 
 type resolvedRow struct {
@@ -284,7 +285,8 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 			// entries to the newer attach.
 			a.releaseProcessState(uint32(pid))
 		}
-		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot, Flags: flags, Gen: t.gen})
+		roLo, roSize := e.names.rodata()
+		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot, Flags: flags, Gen: t.gen, RoLo: roLo, RoSize: roSize})
 	}
 	if err != nil {
 		if len(e.procs) == 0 {
@@ -414,6 +416,9 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		return fail(fmt.Errorf("too many distinct executables attached (limit %d): detach some first", maxExes))
 	}
 	e.slot = slot
+	if e.names, err = openStaticNames(bin); err != nil {
+		return fail(err)
+	}
 	if err := a.writeNested(e); err != nil {
 		return fail(err)
 	}
@@ -638,6 +643,9 @@ func (a *Agent) detachExe(e *exeProbes) {
 	}
 	if e.bin != nil {
 		e.bin.Close()
+	}
+	if e.names != nil {
+		e.names.close()
 	}
 }
 

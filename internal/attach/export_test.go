@@ -15,3 +15,16 @@ func OnDetachDrained(f func(pid int)) (restore func()) {
 	detachDrained = f
 	return func() { detachDrained = nil }
 }
+
+// StaticNamesRead counts the distinct names read from the executable of pid's target.
+func StaticNamesRead(a *Agent, pid int) int {
+	a.mu.Lock()
+	t := a.live[pid]
+	a.mu.Unlock()
+	if t == nil || t.exe.names == nil {
+		return -1
+	}
+	t.exe.names.mu.Lock()
+	defer t.exe.names.mu.Unlock()
+	return len(t.exe.names.cache)
+}

@@ -141,10 +141,38 @@ func (p *pipeline) handleOp(ev *decoder.OpEvent) {
 	if !ok {
 		return
 	}
-	p.obs.Op(&t.Target, observe.Op{Name: opName, Namespace: ev.Namespace, Set: ev.Set,
+	ns, set, err := t.names(ev)
+	if err != nil {
+		p.self.EventsInvalid.Inc()
+		return
+	}
+	p.obs.Op(&t.Target, observe.Op{Name: opName, Namespace: ns, Set: set,
 		ErrorType: outcome.ErrorType(opName, ev.Failed, int(ev.Cause)), ResultCode: int(ev.Cause), ID: ev.OpID,
 		Start: int64(ev.Start), End: int64(ev.End), Node: ev.Node,
 		ParentTraceID: ev.ParentTraceID, ParentSpanID: ev.ParentSpanID, ParentFlags: ev.ParentFlags})
+}
+
+// names are the op's namespace and set, read from the executable where the record
+// points there.
+func (t *Target) names(ev *decoder.OpEvent) (ns, set string, err error) {
+	ns, set = ev.Namespace, ev.Set
+	if ev.StaticNamespace.Len == 0 && ev.StaticSet.Len == 0 {
+		return ns, set, nil
+	}
+	if t.exe == nil || t.exe.names == nil {
+		return "", "", fmt.Errorf("pid %d: a record names an executable constant, and the executable is not known", t.PID)
+	}
+	if ev.StaticNamespace.Len > 0 {
+		if ns, err = t.exe.names.name(ev.StaticNamespace); err != nil {
+			return "", "", err
+		}
+	}
+	if ev.StaticSet.Len > 0 {
+		if set, err = t.exe.names.name(ev.StaticSet); err != nil {
+			return "", "", err
+		}
+	}
+	return ns, set, nil
 }
 
 func (p *pipeline) handleStage(ev *decoder.StageEvent) {

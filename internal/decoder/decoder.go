@@ -79,6 +79,8 @@ const (
 const (
 	flagFailed    = uint8(bpf.AsobserveEventFlagsEVENT_FAILED)
 	flagAlternate = uint8(bpf.AsobserveEventFlagsEVENT_ALTERNATE)
+	flagNsStatic  = uint8(bpf.AsobserveEventFlagsEVENT_NS_STATIC)
+	flagSetStatic = uint8(bpf.AsobserveEventFlagsEVENT_SET_STATIC)
 	numStages     = uint8(bpf.AsobserveStageIdNUM_STAGES)
 )
 
@@ -98,12 +100,23 @@ type OpEvent struct {
 	End       uint64
 	Namespace string
 	Set       string
-	Node      uint64 // target address of the *Node the op was sent to; 0 unknown, 1 several
+	// StaticNamespace and StaticSet, when their Len is not 0, locate a name in the
+	// executable's read-only data instead (Namespace or Set is then ""): the reader of the
+	// record knows the executable, and reads it there.
+	StaticNamespace, StaticSet StaticName
+	Node                       uint64 // target address of the *Node the op was sent to; 0 unknown, 1 several
 	// Parent is the target's own OTel span that was live on the op's goroutine when the
 	// op started; all zero when there was none.
 	ParentTraceID [16]byte
 	ParentSpanID  [8]byte
 	ParentFlags   uint8
+}
+
+// StaticName is a string constant of the target's executable: Len bytes at link-time
+// address Addr of its .rodata.
+type StaticName struct {
+	Addr uint64
+	Len  int
 }
 
 // StageEvent is one internal stage of an operation.
@@ -154,7 +167,7 @@ func (d *Decoder) DecodeOp(b []byte, ev *OpEvent) error {
 		return fmt.Errorf("%w %d", ErrType, b[opType])
 	}
 	flags, nsLen, setLen := b[opFlags], int(b[opNsLen]), int(b[opSetLen])
-	if nsLen >= nsMax || setLen >= setMax || flags&^(flagFailed|flagAlternate) != 0 {
+	if nsLen >= nsMax || setLen >= setMax || flags&^(flagFailed|flagAlternate|flagNsStatic|flagSetStatic) != 0 {
 		return fmt.Errorf("op %w: flags=%d ns_len=%d set_len=%d", ErrField, flags, nsLen, setLen)
 	}
 	le := binary.LittleEndian
@@ -171,8 +184,8 @@ func (d *Decoder) DecodeOp(b []byte, ev *OpEvent) error {
 	if ev.End < ev.Start {
 		return fmt.Errorf("op %w", ErrDuration)
 	}
-	ev.Namespace = d.name(b[opNs : opNs+uintptr(nsLen)])
-	ev.Set = d.name(b[opSet : opSet+uintptr(setLen)])
+	ev.Namespace, ev.StaticNamespace = d.nameOrAddr(b[opNs:], nsLen, flags&flagNsStatic != 0)
+	ev.Set, ev.StaticSet = d.nameOrAddr(b[opSet:], setLen, flags&flagSetStatic != 0)
 	ev.Node = le.Uint64(b[opNode:])
 	copy(ev.ParentTraceID[:], b[opParentTraceID:])
 	copy(ev.ParentSpanID[:], b[opParentSpanID:])
@@ -210,16 +223,30 @@ func (d *Decoder) DecodeStage(b []byte, ev *StageEvent) error {
 	return nil
 }
 
+func (d *Decoder) nameOrAddr(field []byte, n int, static bool) (string, StaticName) {
+	if static && n > 0 {
+		return "", StaticName{Addr: binary.LittleEndian.Uint64(field), Len: n}
+	}
+	return d.name(field[:n]), StaticName{}
+}
+
+// Label is a name read from the target's executable as a label value: bytes that are not
+// valid UTF-8 are replaced, as in names read from target memory.
+func Label(b []byte) string {
+	s := string(b)
+	if !utf8.ValidString(s) {
+		s = toValidUTF8(s)
+	}
+	return s
+}
+
 // name interns a label value read from target memory. Bytes that are not valid UTF-8
 // are replaced, so a label can never carry invalid text.
 func (d *Decoder) name(b []byte) string {
 	if s, ok := d.names[string(b)]; ok {
 		return s
 	}
-	s := string(b)
-	if !utf8.ValidString(s) {
-		s = toValidUTF8(s)
-	}
+	s := Label(b)
 	if len(d.names) < maxInterned {
 		d.names[string(b)] = s
 	}

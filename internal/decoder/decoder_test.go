@@ -73,7 +73,7 @@ func TestDecodeOpRejects(t *testing.T) {
 	}{
 		"short":       {opRecord("a", "b", 0, 0, 0, 1, 2)[:OpRecordSize-1], ErrShort},
 		"stage type":  {encode(stageTyped), ErrType},
-		"bad flags":   {opRecord("a", "b", 4, 0, 0, 1, 2), ErrField},
+		"bad flags":   {opRecord("a", "b", 16, 0, 0, 1, 2), ErrField},
 		"end < start": {opRecord("a", "b", 0, 0, 0, 5, 2), ErrDuration},
 	}
 	long := opEvent("a", "b", 0, 0, 0, 1, 2)
@@ -86,6 +86,27 @@ func TestDecodeOpRejects(t *testing.T) {
 		if err := d.DecodeOp(c.rec, &ev); !errors.Is(err, c.want) {
 			t.Errorf("%s: got %v, want %v", name, err, c.want)
 		}
+	}
+}
+
+// A static name's field holds its link-time address, not bytes: the decoder hands the
+// address on, and leaves the name empty.
+func TestStaticNamesCarryTheirAddress(t *testing.T) {
+	d := New()
+	var ev OpEvent
+	rec := opEvent("", "users", uint8(bpf.AsobserveEventFlagsEVENT_NS_STATIC), 0, 0, 1, 2)
+	for i, b := range binary.LittleEndian.AppendUint64(nil, 0x4a1b20) {
+		rec.Ns[i] = int8(b)
+	}
+	rec.NsLen = 4
+	if err := d.DecodeOp(encode(rec), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Namespace != "" || ev.StaticNamespace != (StaticName{Addr: 0x4a1b20, Len: 4}) {
+		t.Errorf("namespace %q at %+v, want \"\" at {0x4a1b20 4}", ev.Namespace, ev.StaticNamespace)
+	}
+	if ev.Set != "users" || ev.StaticSet != (StaticName{}) {
+		t.Errorf("set %q at %+v, want \"users\" read from the record", ev.Set, ev.StaticSet)
 	}
 }
 

@@ -324,3 +324,14 @@ func unwrapPathErr(err error) error {
 	}
 	return err
 }
+
+// ReadOnlyData locates the executable's .rodata, where Go keeps its string constants: its
+// link-time address, its offset in the file and its size (0 if it has none). That data is
+// never written: the bytes of a constant there are the bytes every process of the file sees.
+func (b *Binary) ReadOnlyData() (addr, fileOffset, size uint64) {
+	s := b.elf.Section(".rodata")
+	if s == nil || s.Type == elf.SHT_NOBITS {
+		return 0, 0, 0
+	}
+	return s.Addr, s.Offset, s.Size
+}
