@@ -16,7 +16,7 @@ import (
 func TestLoadErrorNamesTheCause(t *testing.T) {
 	rejected := fmt.Errorf("field ProbeEntry: %w", &ebpf.VerifierError{Cause: syscall.EACCES, Log: []string{"combined stack size of 2 calls is 672. Too large"}})
 	for _, c := range []struct {
-		err        error
+		err       error
 		want, not string
 	}{
 		{rejected, "the kernel verifier rejected them", "CAP_BPF"},
