@@ -290,6 +290,7 @@ const (
 	AsobserveMapAsyncOps          = "async_ops"
 	AsobserveMapCorr              = "corr"
 	AsobserveMapCounters          = "counters"
+	AsobserveMapEarlyEnds         = "early_ends"
 	AsobserveMapEvents            = "events"
 	AsobserveMapInflight          = "inflight"
 	AsobserveMapIo                = "io"
@@ -375,6 +376,7 @@ type AsobserveMapSpecs struct {
 	AsyncOps      *ebpf.MapSpec `ebpf:"async_ops"`
 	Corr          *ebpf.MapSpec `ebpf:"corr"`
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	EarlyEnds     *ebpf.MapSpec `ebpf:"early_ends"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
 	Io            *ebpf.MapSpec `ebpf:"io"`
@@ -424,6 +426,7 @@ type AsobserveMaps struct {
 	AsyncOps      *ebpf.Map `ebpf:"async_ops"`
 	Corr          *ebpf.Map `ebpf:"corr"`
 	Counters      *ebpf.Map `ebpf:"counters"`
+	EarlyEnds     *ebpf.Map `ebpf:"early_ends"`
 	Events        *ebpf.Map `ebpf:"events"`
 	Inflight      *ebpf.Map `ebpf:"inflight"`
 	Io            *ebpf.Map `ebpf:"io"`
@@ -447,6 +450,7 @@ func (m *AsobserveMaps) Close() error {
 		m.AsyncOps,
 		m.Corr,
 		m.Counters,
+		m.EarlyEnds,
 		m.Events,
 		m.Inflight,
 		m.Io,

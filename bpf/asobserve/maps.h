@@ -94,6 +94,17 @@ struct {
 	__type(value, struct op_state);
 } async_ops SEC(".maps");
 
+// When the stream of an old client's per-node query ended, by recordset, while its start
+// call had not returned (ops.h, end_per_node_stream). An LRU: QueryAggregate, which is not
+// counted, ends its streams through the same workers and leaves its ends here to be
+// evicted; a counted op's end is read within microseconds of being written.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct pkey);
+	__type(value, __u64);
+} early_ends SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);

@@ -211,51 +211,6 @@ static __always_inline int op_entry(struct regs *ctx, struct row *r, struct gkey
 	return 0;
 }
 
-// async_started: a scan or query call returned recordset rs. From here its workers end the
-// op, and per-node commands that share the recordset find it (link rows). A worker that
-// ran first made the op's state: the op began at the call, though, and its id stays the
-// worker's, which the worker's stages already carry.
-static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 tgid)
-{
-	struct pkey pk = {.tgid = tgid, .ptr = rs};
-	struct op_state *early = bpf_map_lookup_elem(&async_ops, &pk);
-	if (!early) {
-		st->phase = ASYNC_STARTED;
-		if (bpf_map_update_elem(&async_ops, &pk, st, BPF_NOEXIST) == 0) {
-			struct owner own = {.op_id = st->op_id, .row = st->row, .alt = st->alt, .gen = st->gen};
-			bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
-			return;
-		}
-		// A worker made the op's state since the lookup.
-		early = bpf_map_lookup_elem(&async_ops, &pk);
-		if (!early)
-			return;
-	}
-	early->start = st->start;
-	early->row = st->row;
-	early->parent = st->parent;
-	early->alt = st->alt;
-	early->gen = st->gen;
-	if (!early->ns_ptr && !early->set_ptr) {
-		early->ns_ptr = st->ns_ptr;
-		early->ns_len = st->ns_len;
-		early->set_ptr = st->set_ptr;
-		early->set_len = st->set_len;
-		early->static_names = st->static_names;
-	}
-	// An atomic or is a full barrier: the fields above are in place before a worker that
-	// ends the stream later sees the phase, and the end time before this return sees it.
-	if (__sync_fetch_and_or(&early->phase, ASYNC_STARTED) & ASYNC_ENDED) {
-		__u64 op_id = early->op_id;
-		emit_op(early, tgid, early->ended);
-		bpf_map_delete_elem(&async_ops, &pk);
-		bpf_map_delete_elem(&spawns, &op_id);
-		return;
-	}
-	struct owner own = {.op_id = early->op_id, .row = early->row, .alt = early->alt, .gen = early->gen};
-	bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
-}
-
 // live_workers reads the count of the recordset's workers that have not called signalEnd.
 static __always_inline __u64 live_workers(struct row *r, __u64 rs)
 {
@@ -288,6 +243,92 @@ static __always_inline void end_stream(struct pkey *pk, __u64 now)
 	bpf_map_delete_elem(&async_ops, pk);
 	bpf_map_delete_elem(&corr, pk);
 	bpf_map_delete_elem(&spawns, &op_id);
+}
+
+// end_per_node_stream: the stream of an old client's per-node query ended at now. Its op
+// has no state until the start call returns; an end before that is noted in early_ends,
+// where that return finds it. Each side writes, fences, then reads what the other writes,
+// so at least one sees the other; the phase bits let only one end the op.
+static __always_inline void end_per_node_stream(struct pkey *pk, __u64 now)
+{
+	if (bpf_map_lookup_elem(&async_ops, pk)) {
+		end_stream(pk, now);
+		return;
+	}
+	// Over any note an earlier stream of a recordset at this address left.
+	bpf_map_update_elem(&early_ends, pk, &now, BPF_ANY);
+	__u64 *noted = bpf_map_lookup_elem(&early_ends, pk);
+	if (noted)
+		__sync_fetch_and_or(noted, 0); // a full barrier: the note before the read below
+	if (bpf_map_lookup_elem(&async_ops, pk)) {
+		end_stream(pk, now);
+		bpf_map_delete_elem(&early_ends, pk);
+	}
+}
+
+// stream_ended_early: the start call of the async op at pk has returned and made its
+// state: an old client's per-node stream may have ended before, noted in early_ends.
+static __always_inline void stream_ended_early(struct pkey *pk)
+{
+	struct op_state *op = bpf_map_lookup_elem(&async_ops, pk);
+	if (!op)
+		return;
+	__sync_fetch_and_or(&op->phase, 0); // a full barrier: the state before the read below
+	__u64 *ended = bpf_map_lookup_elem(&early_ends, pk);
+	if (!ended)
+		return;
+	__u64 at = *ended;
+	bpf_map_delete_elem(&early_ends, pk);
+	// A recordset's address is reused once it is freed: an end noted before this op began
+	// is an earlier stream's (a QueryAggregate's, or one that two last workers ended).
+	if (at >= op->start)
+		end_stream(pk, at);
+}
+
+// async_started: a scan or query call returned recordset rs. From here its workers end the
+// op, and per-node commands that share the recordset find it (link rows). A worker that
+// ran first made the op's state: the op began at the call, though, and its id stays the
+// worker's, which the worker's stages already carry.
+static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 tgid)
+{
+	struct pkey pk = {.tgid = tgid, .ptr = rs};
+	struct op_state *early = bpf_map_lookup_elem(&async_ops, &pk);
+	if (!early) {
+		st->phase = ASYNC_STARTED;
+		if (bpf_map_update_elem(&async_ops, &pk, st, BPF_NOEXIST) == 0) {
+			struct owner own = {.op_id = st->op_id, .row = st->row, .alt = st->alt, .gen = st->gen};
+			bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
+			stream_ended_early(&pk);
+			return;
+		}
+		// A worker made the op's state since the lookup.
+		early = bpf_map_lookup_elem(&async_ops, &pk);
+		if (!early)
+			return;
+	}
+	early->start = st->start;
+	early->row = st->row;
+	early->parent = st->parent;
+	early->alt = st->alt;
+	early->gen = st->gen;
+	if (!early->ns_ptr && !early->set_ptr) {
+		early->ns_ptr = st->ns_ptr;
+		early->ns_len = st->ns_len;
+		early->set_ptr = st->set_ptr;
+		early->set_len = st->set_len;
+		early->static_names = st->static_names;
+	}
+	// An atomic or is a full barrier: the fields above are in place before a worker that
+	// ends the stream later sees the phase, and the end time before this return sees it.
+	if (__sync_fetch_and_or(&early->phase, ASYNC_STARTED) & ASYNC_ENDED) {
+		__u64 op_id = early->op_id;
+		emit_op(early, tgid, early->ended);
+		bpf_map_delete_elem(&async_ops, &pk);
+		bpf_map_delete_elem(&spawns, &op_id);
+		return;
+	}
+	struct owner own = {.op_id = early->op_id, .row = early->row, .alt = early->alt, .gen = early->gen};
+	bpf_map_update_elem(&corr, &pk, &own, BPF_ANY);
 }
 
 // stream_end: signalEnd's entry, on clients whose counted scans and queries have one
@@ -334,7 +375,10 @@ static __always_inline int op_return(struct regs *ctx, struct row *r, struct gke
 		if ((r->flags & FLAG_LAST_WORKER) && live_workers(r, st.rs) != 0)
 			return 0;
 		struct pkey pk = {.tgid = k->tgid, .ptr = st.rs};
-		end_stream(&pk, now);
+		if (r->flags & FLAG_LAST_WORKER)
+			end_per_node_stream(&pk, now);
+		else
+			end_stream(&pk, now);
 		return 0;
 	}
 	emit_op(&st, k->tgid, now);
@@ -347,7 +391,15 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 {
 	__u64 rs = go_word(ctx, r->ptr_word);
 	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
-	if (!bpf_map_lookup_elem(&async_ops, &pk)) {
+	if (r->flags & FLAG_LAST_WORKER) {
+		// One of an old client's per-node query workers, which QueryAggregate (not
+		// counted) runs too: they make no op state, lest every aggregation leave one
+		// behind. The last one's signalEnd closes the stream.
+		if (live_workers(r, rs) == 1) {
+			end_per_node_stream(&pk, now);
+			return 0;
+		}
+	} else if (!bpf_map_lookup_elem(&async_ops, &pk)) {
 		// The starting call has not returned yet (or was not seen): time from here.
 		struct op_state fresh = {};
 		fresh.op_id = next_op_id();
@@ -357,12 +409,6 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 		locate(ctx, r, &fresh);
 		static_names(t, &fresh);
 		bpf_map_update_elem(&async_ops, &pk, &fresh, BPF_NOEXIST);
-	}
-	if ((r->flags & FLAG_LAST_WORKER) && live_workers(r, rs) == 1) {
-		// The last worker of an old client's per-node query: no other is left, so its
-		// signalEnd closes the stream.
-		end_stream(&pk, now);
-		return 0;
 	}
 	struct op_state anchor = {.depth = frame_depth(ctx), .rs = rs, .start = now};
 	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);

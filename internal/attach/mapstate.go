@@ -24,7 +24,7 @@ func (a *Agent) processKeyed() []struct {
 		m        *ebpf.Map
 		withOpID bool
 	}{
-		{o.Inflight, true}, {o.AsyncOps, true}, {o.Corr, true}, {o.Workers, true},
+		{o.Inflight, true}, {o.AsyncOps, true}, {o.Corr, true}, {o.Workers, true}, {o.EarlyEnds, false},
 		{o.Stages, false}, {o.Io, false}, {o.AppSpans, false}, {o.SpanGoroutine, false}, {o.Spawning, false},
 	}
 }

@@ -4,6 +4,7 @@ package attach_test
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -84,6 +85,42 @@ func TestStreamEndsBeforeTheAppSeesIt(t *testing.T) {
 			}
 			if late == 0 {
 				t.Logf("%d streams; each ended before the target saw it closed", len(seen))
+			}
+		})
+	}
+}
+
+// QueryAggregate is not counted, but its streams end through the same signalEnd as the
+// counted queries', and on old clients through the same per-node workers: it must leave no
+// scan/query state behind (an aggregation a call would fill the map, and then counted
+// queries would find no room). The agent does not detach the exited target here, so what
+// the probes left is still in the maps.
+func TestAggregationsLeaveNoStreamState(t *testing.T) {
+	e2etest.RequireRoot(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 2})
+	for _, b := range []e2etest.TargetBuild{{Client: "v6", Version: "v6.12.0"}, {Client: "v7"}} {
+		t.Run(b.Client+b.Version, func(t *testing.T) {
+			bin, err := e2etest.BuildTarget(t, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := metrics.New(metrics.Options{})
+			agent := runAgent(t, rec, attach.Options{})
+			const aggregations = 50
+			w := e2etest.StartTarget(t, bin, cluster.Hosts(), "-count", "2", "-aggregations", strconv.Itoa(aggregations))
+			if _, err := agent.Attach(w.PID, &metrics.Identity{Service: "aggregations"}); err != nil {
+				t.Fatal(err)
+			}
+			w.Go(t)
+			truth := w.Wait(t, workloadLimit)
+			Drain(t, agent)
+			e2etest.CompareCounts(t, e2etest.OpSeries(t, rec.Registry, "aggregations"), e2etest.TruthSeries(truth))
+			entries, err := agent.MapEntries()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := entries["async_ops"]; n != 0 {
+				t.Errorf("%d scan/query states left after %d aggregations and the counted ops, want 0", n, aggregations)
 			}
 		})
 	}
