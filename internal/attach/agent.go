@@ -416,9 +416,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 		return fail(fmt.Errorf("too many distinct executables attached (limit %d): detach some first", maxExes))
 	}
 	e.slot = slot
-	if e.names, err = openStaticNames(bin); err != nil {
-		return fail(err)
-	}
+	e.names = openStaticNames(bin)
 	if err := a.writeNested(e); err != nil {
 		return fail(err)
 	}

@@ -26,18 +26,18 @@ type staticNames struct {
 	cache     map[decoder.StaticName]string
 }
 
-// openStaticNames opens bin's file for its .rodata; the probes are told its range only if
-// this succeeds.
-func openStaticNames(bin *inspect.Binary) (*staticNames, error) {
+// openStaticNames opens bin's file for its .rodata. Without it (no .rodata, or the file
+// cannot be opened again) the probes are told no range, and copy every name as before.
+func openStaticNames(bin *inspect.Binary) *staticNames {
 	addr, off, size := bin.ReadOnlyData()
 	if size == 0 {
-		return &staticNames{}, nil
+		return &staticNames{}
 	}
 	f, err := os.Open(bin.Path)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s for its string constants: %w", bin.Target, err)
+		return &staticNames{}
 	}
-	return &staticNames{f: f, addr: addr, off: off, size: size, cache: map[decoder.StaticName]string{}}, nil
+	return &staticNames{f: f, addr: addr, off: off, size: size, cache: map[decoder.StaticName]string{}}
 }
 
 // rodata returns the range the probes may point records into: none without the file.
