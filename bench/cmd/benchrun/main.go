@@ -65,7 +65,7 @@ func phase(name string) bool {
 func main() {
 	var c config
 	flag.StringVar(&c.out, "out", "bench", "directory for report.json and report.md")
-	flag.IntVar(&c.rounds, "rounds", 5, "rounds; every round runs every mode once, in rotated order")
+	flag.IntVar(&c.rounds, "rounds", 9, "rounds; every round runs every mode once, in rotated order")
 	flag.DurationVar(&c.duration, "duration", 4*time.Second, "workload run time per mode and round")
 	flag.IntVar(&c.concurrency, "concurrency", 1, "closed-loop workload workers in the mode comparison")
 	flag.StringVar(&c.mix, "mix", benchMix, "workload operation mix for the mode comparison")
@@ -135,12 +135,13 @@ func run(c config) (*report, error) {
 	g := &agents{tmp: tmp, bin: bin}
 	defer g.closeAll()
 
-	cluster, err := testserver.Start("127.0.0.1:0", testserver.Config{Nodes: 1})
+	// The server runs in a process of its own, as a real one does: in this process it
+	// would share a Go runtime (scheduler, GC) with the agents it is measured against.
+	hosts, stopServer, err := startServerProcess(bin)
 	if err != nil {
 		return nil, err
 	}
-	defer cluster.Close()
-	hosts := cluster.Hosts()
+	defer stopServer()
 	if err := g.setup(c, hosts); err != nil {
 		return nil, err
 	}

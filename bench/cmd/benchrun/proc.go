@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -196,5 +197,47 @@ func (a *agentProc) stop() error {
 		_ = a.cmd.Process.Kill()
 		<-a.done
 		return fmt.Errorf("asobserve attach did not stop on SIGINT")
+	}
+}
+
+// startServerProcess runs `asobserve testserver` (one node, a free port) and returns its
+// hosts and a stop function.
+func startServerProcess(bin string) ([]string, func(), error) {
+	cmd := exec.Command(bin, "testserver", "--listen", "127.0.0.1:0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("test server: %w", err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case l, ok := <-line:
+		hosts, found := strings.CutPrefix(l, "testserver: listening ")
+		if !ok || !found {
+			stop()
+			return nil, nil, fmt.Errorf("test server did not start: %q %s", l, stderr.String())
+		}
+		return strings.Split(hosts, ","), stop, nil
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, nil, fmt.Errorf("test server not listening after 30s: %s", stderr.String())
 	}
 }

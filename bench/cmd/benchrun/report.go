@@ -411,7 +411,7 @@ func (r *report) markdown() string {
 	p("Machine: %s, %s CPUs, %s, Linux %s, %s.\n\n", r.Machine["cpu"], r.Machine["cpus"], r.Machine["memory"], r.Machine["kernel"], r.Machine["go"])
 	p("## Cost per operation, by mode\n\n")
 	p("Load: reference workload (`asobserve workload`, aerospike-client-go v7), mix `%s`, %s closed-loop worker(s), %s per run, "+
-		"%s rounds with the modes in rotated order, against the in-memory test server on loopback. Latencies are the workload's own measurements.\n\n",
+		"%s rounds with the modes in rotated order, against the in-memory test server (`asobserve testserver`, a process of its own) on loopback. Latencies are the workload's own measurements.\n\n",
 		r.Load["mix"], r.Load["concurrency"], r.Load["duration_per_run"], r.Load["rounds"])
 	p("| mode | ops/s | mean µs | p50 µs | p99 µs | added µs/op |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, m := range r.Modes {
