@@ -223,6 +223,8 @@ func (a *Agent) Close() error {
 	a.mu.Unlock()
 	a.PollCounters()
 	err := a.reader.Close()
+	// Run returns once the reader is closed; its counter poller must be done with the maps.
+	a.pipe.stopped(5 * time.Second)
 	if a.statsCloser != nil {
 		a.statsCloser.Close()
 	}

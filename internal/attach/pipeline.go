@@ -50,6 +50,9 @@ type pipeline struct {
 	counterMu    sync.Mutex
 	lostSeen     uint64
 	producedSeen uint64
+
+	runMu sync.Mutex
+	ran   chan struct{} // closed once run and its counter poller have returned; nil before run
 }
 
 func newPipeline(src recordSource, res resolver, kernel kernelCounters, obs observe.Observer, self *SelfMetrics) *pipeline {
@@ -60,9 +63,18 @@ func newPipeline(src recordSource, res resolver, kernel kernelCounters, obs obse
 func (a *Agent) Run() error { return a.pipe.run() }
 
 func (p *pipeline) run() error {
-	stop := make(chan struct{})
-	defer close(stop)
+	p.runMu.Lock()
+	ran := make(chan struct{})
+	p.ran = ran
+	p.runMu.Unlock()
+	defer close(ran)
+	stop, polled := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(stop)
+		<-polled // it reads the BPF maps, which Close releases once run has returned
+	}()
 	go func() {
+		defer close(polled)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -182,6 +194,20 @@ func (p *pipeline) handleStage(ev *decoder.StageEvent) {
 	}
 	p.obs.Stage(&t.Target, observe.Stage{Name: probes.StageName(ev.Stage), Op: opName, OpID: ev.OpID,
 		Start: int64(ev.Start), End: int64(ev.End)})
+}
+
+// stopped waits, at most timeout, until run has returned, if it was started.
+func (p *pipeline) stopped(timeout time.Duration) {
+	p.runMu.Lock()
+	ran := p.ran
+	p.runMu.Unlock()
+	if ran == nil {
+		return
+	}
+	select {
+	case <-ran:
+	case <-time.After(timeout):
+	}
 }
 
 // Counters returns the kernel's produced and lost record counts and the records read.
