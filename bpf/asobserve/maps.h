@@ -249,6 +249,15 @@ static __always_inline struct op_state *live_op(struct gkey *k, struct op_slot *
 	return NULL;
 }
 
+// goroutine_op is the goroutine's in-flight op, for a reader that neither stores nor drops it.
+static __always_inline struct op_state *goroutine_op(struct gkey *k)
+{
+	struct op_slot *slot;
+	__u64 *spills;
+	int in_slot;
+	return live_op(k, &slot, &spills, &in_slot);
+}
+
 // store_op makes *st the goroutine's in-flight op: over cur, the one live_op found, or
 // in the free slot, or spilled.
 static __always_inline void store_op(struct gkey *k, struct op_slot *s, __u64 *spills, struct op_state *cur, struct op_state *st)

@@ -103,21 +103,39 @@ static __always_inline void read_error(struct regs *ctx, struct row *r, struct o
 	}
 }
 
-// static_names marks the op's namespace and set that lie in the executable's read-only
-// data (string constants, the common case): the record carries their link-time address,
-// and two reads of target memory, among the programs' dearest calls, are saved.
+// static_name says whether the name of len bytes at *ptr lies in the executable's
+// read-only data (a string constant, the common case), and then makes *ptr its link-time
+// address: the record carries that instead of the bytes, and user space reads the name
+// from the file, which saves a read of target memory, among the programs' dearest calls.
+static __always_inline __u8 static_name(struct target *t, __u64 *ptr, __u64 len, __u64 max)
+{
+	__u64 off = *ptr - t->bias - t->ro_lo;
+	if (!*ptr || off >= t->ro_size || len >= max || off + len > t->ro_size)
+		return 0;
+	*ptr -= t->bias;
+	return 1;
+}
+
 static __always_inline void static_names(struct target *t, struct op_state *st)
 {
-	__u64 ns = st->ns_ptr - t->bias - t->ro_lo;
-	if (st->ns_ptr && ns < t->ro_size && st->ns_len < NS_MAX && ns + st->ns_len <= t->ro_size) {
-		st->ns_ptr -= t->bias;
+	if (static_name(t, &st->ns_ptr, st->ns_len, NS_MAX))
 		st->static_names |= EVENT_NS_STATIC;
-	}
-	__u64 set = st->set_ptr - t->bias - t->ro_lo;
-	if (st->set_ptr && set < t->ro_size && st->set_len < SET_MAX && set + st->set_len <= t->ro_size) {
-		st->set_ptr -= t->bias;
+	if (static_name(t, &st->set_ptr, st->set_len, SET_MAX))
 		st->static_names |= EVENT_SET_STATIC;
+}
+
+// copy_name fills a record's name field of max bytes (a power of two): with a static
+// name's address, or with its bytes read from target memory, truncated to max - 1.
+static __always_inline __u8 copy_name(char *dst, __u64 ptr, __u64 len, __u64 max, int is_static)
+{
+	__u64 n = len > max - 1 ? max - 1 : len;
+	if (is_static) {
+		*(__u64 *)dst = ptr;
+		return n;
 	}
+	if (ptr && n > 0 && bpf_probe_read_user(dst, n & (max - 1), (void *)ptr) == 0)
+		return n;
+	return 0;
 }
 
 static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
@@ -140,26 +158,8 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	ev->node = st->node;
 	ev->parent = st->parent;
 
-	__u64 n = st->ns_len;
-	if (n > NS_MAX - 1)
-		n = NS_MAX - 1;
-	ev->ns_len = 0;
-	if (st->static_names & EVENT_NS_STATIC) {
-		*(__u64 *)ev->ns = st->ns_ptr;
-		ev->ns_len = n;
-	} else if (st->ns_ptr && n > 0 && bpf_probe_read_user(ev->ns, n & (NS_MAX - 1), (void *)st->ns_ptr) == 0) {
-		ev->ns_len = n;
-	}
-	__u64 m = st->set_len;
-	if (m > SET_MAX - 1)
-		m = SET_MAX - 1;
-	ev->set_len = 0;
-	if (st->static_names & EVENT_SET_STATIC) {
-		*(__u64 *)ev->set = st->set_ptr;
-		ev->set_len = m;
-	} else if (st->set_ptr && m > 0 && bpf_probe_read_user(ev->set, m & (SET_MAX - 1), (void *)st->set_ptr) == 0) {
-		ev->set_len = m;
-	}
+	ev->ns_len = copy_name(ev->ns, st->ns_ptr, st->ns_len, NS_MAX, st->static_names & EVENT_NS_STATIC);
+	ev->set_len = copy_name(ev->set, st->set_ptr, st->set_len, SET_MAX, st->static_names & EVENT_SET_STATIC);
 	bpf_ringbuf_submit(ev, wake);
 }
 
@@ -217,6 +217,17 @@ static __always_inline __u64 live_workers(struct row *r, __u64 rs)
 	return read_u64(read_u64(rs + r->off_remaining));
 }
 
+// finish_async records the async op at pk, which has both started and ended, and drops
+// its state.
+static __always_inline void finish_async(struct pkey *pk, struct op_state *async)
+{
+	__u64 op_id = async->op_id;
+	emit_op(async, pk->tgid, async->ended);
+	bpf_map_delete_elem(&async_ops, pk);
+	bpf_map_delete_elem(&corr, pk);
+	bpf_map_delete_elem(&spawns, &op_id);
+}
+
 // end_stream: the stream of the async op at pk ended at now. A stream is ended where its
 // last worker is about to close it and again where that worker returns, whichever is seen
 // (a process that exits once it read the last record may never run the worker's return):
@@ -238,11 +249,7 @@ static __always_inline void end_stream(struct pkey *pk, __u64 now)
 		bpf_map_delete_elem(&corr, pk);
 		return;
 	}
-	__u64 op_id = async->op_id;
-	emit_op(async, pk->tgid, async->ended);
-	bpf_map_delete_elem(&async_ops, pk);
-	bpf_map_delete_elem(&corr, pk);
-	bpf_map_delete_elem(&spawns, &op_id);
+	finish_async(pk, async);
 }
 
 // end_per_node_stream: the stream of an old client's per-node query ended at now. Its op
@@ -321,10 +328,7 @@ static __always_inline void async_started(struct op_state *st, __u64 rs, __u32 t
 	// An atomic or is a full barrier: the fields above are in place before a worker that
 	// ends the stream later sees the phase, and the end time before this return sees it.
 	if (__sync_fetch_and_or(&early->phase, ASYNC_STARTED) & ASYNC_ENDED) {
-		__u64 op_id = early->op_id;
-		emit_op(early, tgid, early->ended);
-		bpf_map_delete_elem(&async_ops, &pk);
-		bpf_map_delete_elem(&spawns, &op_id);
+		finish_async(&pk, early);
 		return;
 	}
 	struct owner own = {.op_id = early->op_id, .row = early->row, .alt = early->alt, .gen = early->gen};
@@ -450,10 +454,7 @@ static __always_inline void errsink(struct regs *ctx, struct row *r, struct gkey
 // keeps its last attempt's node; a batch that reaches two nodes has no one server.
 static __always_inline void note_node(struct regs *ctx, struct row *r, struct gkey *k)
 {
-	struct op_slot *slot;
-	__u64 *spills;
-	int in_slot;
-	struct op_state *st = live_op(k, &slot, &spills, &in_slot);
+	struct op_state *st = goroutine_op(k);
 	if (!st || st->rs)
 		return;
 	__u64 conn = go_word(ctx, 0);

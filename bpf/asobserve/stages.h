@@ -28,10 +28,7 @@ static __always_inline void emit_stage(__u32 tgid, __u8 stage, struct owner *own
 // whose per-node command it runs.
 static __always_inline int owner_of(struct gkey *k, struct owner *own)
 {
-	struct op_slot *slot;
-	__u64 *spills;
-	int in_slot;
-	struct op_state *st = live_op(k, &slot, &spills, &in_slot);
+	struct op_state *st = goroutine_op(k);
 	if (st) {
 		own->op_id = st->op_id;
 		own->row = st->row;

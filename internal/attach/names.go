@@ -48,9 +48,10 @@ func (s *staticNames) rodata() (addr, size uint64) {
 	return s.addr, s.size
 }
 
-func (s *staticNames) name(n decoder.StaticName) (string, error) {
+// name is the name n locates in the executable, or read, the one the record carried.
+func (s *staticNames) name(read string, n decoder.StaticName) (string, error) {
 	if n.Len == 0 {
-		return "", nil
+		return read, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

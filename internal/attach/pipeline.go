@@ -167,24 +167,17 @@ func (p *pipeline) handleOp(ev *decoder.OpEvent) {
 // names are the op's namespace and set, read from the executable where the record
 // points there.
 func (t *Target) names(ev *decoder.OpEvent) (ns, set string, err error) {
-	ns, set = ev.Namespace, ev.Set
 	if ev.StaticNamespace.Len == 0 && ev.StaticSet.Len == 0 {
-		return ns, set, nil
+		return ev.Namespace, ev.Set, nil
 	}
 	if t.exe == nil || t.exe.names == nil {
 		return "", "", fmt.Errorf("pid %d: a record names an executable constant, and the executable is not known", t.PID)
 	}
-	if ev.StaticNamespace.Len > 0 {
-		if ns, err = t.exe.names.name(ev.StaticNamespace); err != nil {
-			return "", "", err
-		}
+	if ns, err = t.exe.names.name(ev.Namespace, ev.StaticNamespace); err != nil {
+		return "", "", err
 	}
-	if ev.StaticSet.Len > 0 {
-		if set, err = t.exe.names.name(ev.StaticSet); err != nil {
-			return "", "", err
-		}
-	}
-	return ns, set, nil
+	set, err = t.exe.names.name(ev.Set, ev.StaticSet)
+	return ns, set, err
 }
 
 func (p *pipeline) handleStage(ev *decoder.StageEvent) {
