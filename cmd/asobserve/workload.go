@@ -82,6 +82,7 @@ func init() {
 	f.IntVar(&cfg.ConcurrentNodes, "concurrent-nodes", 0, "batch/scan/query node concurrency; 0 = client default")
 	f.BoolVar(&cfg.EveryMethod, "every-method", false, "rotate each operation through every client method counted under its name, and add batch_apply and query_background to the default mix")
 	f.BoolVar(&cfg.Errors, "errors", false, "include failing outcomes (KeyNotFound, KeyExists, Generation)")
+	f.BoolVar(&cfg.NoCircuitBreaker, "no-circuit-breaker", false, "turn off the client's per-node error-rate breaker (ClientPolicy.MaxErrorRate = 0)")
 	f.Int64Var(&cfg.Seed, "seed", 0, "seed for key selection")
 	f.StringVar(&out, "out", "", "also write the truth JSON to this file")
 	rootCmd.AddCommand(cmd)

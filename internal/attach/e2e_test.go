@@ -117,12 +117,16 @@ var errorFaults = []testserver.Fault{
 
 // Every operation kind through every method counted under it, every outcome class, on a
 // 3-node cluster so that batches have one-key node shares (the client's executeSingle path).
+// A third of the operations lose their connection: at this rate the client's default breaker
+// (100 such errors per node per tend) trips or not depending on the machine's speed, and
+// while it is open the planned outcomes (the failing UDF among them) become MAX_ERROR_RATE,
+// so it is off.
 func TestAttachCountsEqualGroundTruth(t *testing.T) {
 	e2etest.RequireRoot(t)
 	bin := e2etest.BuildAsobserve(t)
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 3})
 	_, _, got, want := observe(t, bin, cluster, errorFaults, false,
-		"--sets", "users,timeouts,dropped", "--errors", "--every-method", "--count", "3000", "--concurrency", "4", "--keys", "200")
+		"--sets", "users,timeouts,dropped", "--errors", "--no-circuit-breaker", "--every-method", "--count", "3000", "--concurrency", "4", "--keys", "200")
 	checkExact(t, got, want)
 	ops := map[string]bool{}
 	for k := range want {

@@ -48,7 +48,12 @@ type Config struct {
 	StackDepth      int
 	ConcurrentNodes int // batch/scan/query node concurrency; 0 = client default
 	Errors          bool
-	Seed            int64
+	// NoCircuitBreaker turns off the client's per-node error-rate breaker
+	// (ClientPolicy.MaxErrorRate = 0). A run with many dropped connections trips the default
+	// one (100 errors per node per tend) depending on its speed, turning outcomes it planned
+	// into MAX_ERROR_RATE.
+	NoCircuitBreaker bool
+	Seed             int64
 	// Wrap, when set, replaces the client for the run (after preloading), e.g. with the
 	// in-process instrumentation wrapper.
 	Wrap func(*as.Client) Client
@@ -251,6 +256,9 @@ func Run(ctx context.Context, cfg Config) (*Truth, error) {
 	}
 	cp := as.NewClientPolicy()
 	cp.ConnectionQueueSize = max(cp.ConnectionQueueSize, 2*cfg.Concurrency)
+	if cfg.NoCircuitBreaker {
+		cp.MaxErrorRate = 0
+	}
 	client, err := as.NewClientWithPolicyAndHost(cp, hosts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %v: %v (is the server running?)", cfg.Hosts, err)
