@@ -100,7 +100,7 @@ func (op *operation) series(s *pkgState, namespace, set, errType string) *hotSer
 func (op *operation) record(s *pkgState, ev *observe.Op, tr *tracer) {
 	h := op.series(s, ev.Namespace, ev.Set, ev.ErrorType)
 	if tr == nil {
-		h.series.Observe(ev.Duration().Seconds())
+		h.series.Observe(ev.Duration())
 	} else {
 		h.series.ObserveLinked(s.target, *ev, tr.spanOf)
 	}
@@ -145,7 +145,7 @@ func finish(start stamp, op *operation, namespace, set string, err as.Error) {
 	if tr == nil && !s.rec.Relays() {
 		// Only the histogram wants the call: it needs no event built.
 		if s.rec.OperationsEnabled() {
-			op.series(s, namespace, set, errType).series.Observe(time.Duration(end - start).Seconds())
+			op.series(s, namespace, set, errType).series.Observe(time.Duration(end - start))
 		}
 		return
 	}

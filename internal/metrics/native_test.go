@@ -169,3 +169,18 @@ func TestExemplarsAtMostOnePerBucketPerInterval(t *testing.T) {
 		t.Errorf("bucket exemplars %v, want %v", got, want)
 	}
 }
+
+// BenchmarkObserveOpExemplarTaken is an observation whose bucket takes an exemplar every
+// time (the gate always open): the exemplar's own cost.
+func BenchmarkObserveOpExemplarTaken(b *testing.B) {
+	r := New(Options{})
+	r.LinkSpans(func(*observe.Target, *observe.Op) trace.SpanContext { return sampledSpan })
+	tg := of(&Identity{Service: "svc"})
+	op := observe.Op{Name: "get", Namespace: "test", Set: "users", End: lasting(time.Millisecond)}
+	b.ReportAllocs()
+	for b.Loop() {
+		op.Start += int64(ExemplarInterval)
+		op.End += int64(ExemplarInterval)
+		r.Op(tg, op)
+	}
+}

@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/asobserve/asobserve/internal/observe"
 	"github.com/asobserve/asobserve/internal/semconv"
@@ -38,24 +41,50 @@ type opKey struct {
 	op, namespace, set, errType string
 }
 
+// opLabels are an opKey's labels: its identity by value.
+type opLabels struct {
+	id                          Identity
+	op, namespace, set, errType string
+}
+
+func (k opKey) labels() opLabels {
+	return opLabels{id: identityOf(k.id), op: k.op, namespace: k.namespace, set: k.set, errType: k.errType}
+}
+
+func identityOf(id *Identity) Identity {
+	if id == nil {
+		return Identity{}
+	}
+	return *id
+}
+
 // OpSeries is one operation series with its exemplar gates, one per classic bucket. Callers
 // that keep it (the in-process wrapper) observe it without finding it by its labels.
 type OpSeries struct {
-	obs prometheus.Observer
+	h histogram
 	// nextExemplar[i] is the op.End (the source's clock) from which bucket i takes its next
 	// exemplar.
 	nextExemplar []atomic.Int64
 }
 
 // ExemplarInterval is the least time between two exemplars of one series' bucket. An
-// exemplar costs ~4µs (client_golang validates and timestamps it) against ~150ns for an
-// observation, and Prometheus keeps one per bucket per scrape anyway; gating per bucket
+// exemplar costs far more than an observation (the span's IDs in hex, a timestamp, a few
+// allocations), and Prometheus keeps one per bucket per scrape anyway; gating per bucket
 // still gives a rare slow bucket the exemplar of its first sampled operation.
 const ExemplarInterval = 100 * time.Millisecond
 
 type stageKey struct {
 	id        *Identity
 	stage, op string
+}
+
+type stageLabels struct {
+	id        Identity
+	stage, op string
+}
+
+func (k stageKey) labels() stageLabels {
+	return stageLabels{id: identityOf(k.id), stage: k.stage, op: k.op}
 }
 
 type collectionKey struct {
@@ -68,14 +97,15 @@ type collectionKey struct {
 type Recorder struct {
 	Registry *prometheus.Registry
 
-	opHist    *prometheus.HistogramVec
-	stageHist *prometheus.HistogramVec
+	// opHist and stageHist are the two histogram families, collecting the series below.
+	opHist    prometheus.Collector
+	stageHist prometheus.Collector
 
 	opsEnabled    atomic.Bool
 	stagesEnabled atomic.Bool
 
-	opChildren    seriesMap[opKey, *OpSeries]
-	stageChildren seriesMap[stageKey, prometheus.Observer]
+	opChildren    seriesMap[opKey, opLabels, *OpSeries]
+	stageChildren seriesMap[stageKey, stageLabels, *histogram]
 
 	capMu         sync.Mutex
 	collectionCap int
@@ -90,7 +120,16 @@ type Recorder struct {
 	SpansDropped prometheus.Counter
 
 	spanOf SpanOf
+
+	opLabelNames, stageLabelNames []string
+	opDesc, stageDesc             *prometheus.Desc
 }
+
+// The bucket layouts of the two families: the seed's classic bounds with schema 3's.
+var (
+	opLayout    = newLayout(semconv.OperationBuckets, NativeMaxBuckets)
+	stageLayout = newLayout(semconv.StageBuckets, NativeMaxBuckets)
+)
 
 // SpanOf tells which span the tracer gives an operation; an invalid or unsampled span
 // context means the operation has no span to link to.
@@ -104,11 +143,15 @@ const (
 
 // Native (sparse) histogram settings, served next to the seed's classic buckets to scrapers
 // that negotiate protobuf. A factor of 1.1 (schema 3, buckets 9% wide) keeps a quantile's
-// relative error under 5%; 160 such buckets span 60µs to 20s before the resolution halves.
+// relative error under 5%; 160 such buckets (20 powers of two) span 61µs to 64s. A series
+// always counts at schema 3; one with more than NativeMaxBuckets populated buckets is
+// written at the highest lower schema that needs at most that many (its buckets merged
+// pairwise, each step halving the resolution). It is never reset, which a scraper would
+// read as a counter reset: it keeps the lower schema for as long as it keeps that many
+// buckets populated, i.e. until Forget drops it or the process ends.
 const (
-	NativeBucketFactor     = 1.1
-	NativeMaxBuckets       = 160
-	NativeMinResetDuration = time.Hour
+	NativeBucketFactor = 1.1
+	NativeMaxBuckets   = 160
 )
 
 // Options configure a Recorder.
@@ -129,24 +172,18 @@ func New(o Options) *Recorder {
 	if capN <= 0 {
 		capN = DefaultCollectionCap
 	}
-	opLabels := append([]string{semconv.LabelSystem, semconv.LabelNamespace, semconv.LabelCollection,
+	opLabelNames := append([]string{semconv.LabelSystem, semconv.LabelNamespace, semconv.LabelCollection,
 		semconv.LabelOperation, semconv.LabelErrorType}, semconv.IdentityLabels...)
-	stageLabels := append([]string{semconv.LabelStage, semconv.LabelOperation}, semconv.IdentityLabels...)
+	stageLabelNames := append([]string{semconv.LabelStage, semconv.LabelOperation}, semconv.IdentityLabels...)
 	r := &Recorder{
-		Registry: reg,
-		opHist: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: semconv.OperationMetric, Help: semconv.OperationHelp, Buckets: semconv.OperationBuckets,
-			NativeHistogramBucketFactor: NativeBucketFactor, NativeHistogramMaxBucketNumber: NativeMaxBuckets,
-			NativeHistogramMinResetDuration: NativeMinResetDuration,
-		}, opLabels),
-		stageHist: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: semconv.StageMetric, Help: semconv.StageHelp, Buckets: semconv.StageBuckets,
-			NativeHistogramBucketFactor: NativeBucketFactor, NativeHistogramMaxBucketNumber: NativeMaxBuckets,
-			NativeHistogramMinResetDuration: NativeMinResetDuration,
-		}, stageLabels),
-		collectionCap: capN,
-		collections:   map[collectionKey]bool{},
-		perService:    map[string]int{},
+		Registry:        reg,
+		opLabelNames:    opLabelNames,
+		stageLabelNames: stageLabelNames,
+		opDesc:          prometheus.NewDesc(semconv.OperationMetric, semconv.OperationHelp, opLabelNames, nil),
+		stageDesc:       prometheus.NewDesc(semconv.StageMetric, semconv.StageHelp, stageLabelNames, nil),
+		collectionCap:   capN,
+		collections:     map[collectionKey]bool{},
+		perService:      map[string]int{},
 		labelOverflow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "asobserve_label_overflow_total",
 			Help: "Operations whose (namespace, set) exceeded the per-service cap and were recorded as db_collection_name=\"_other\".",
@@ -159,6 +196,8 @@ func New(o Options) *Recorder {
 			Name: "asobserve_spans_dropped_total", Help: "Spans dropped because the export queue was full or the exporter failed.",
 		}),
 	}
+	r.opHist = &family[opKey, opLabels, *OpSeries]{desc: r.opDesc, series: &r.opChildren, hist: func(s *OpSeries) *histogram { return &s.h }}
+	r.stageHist = &family[stageKey, stageLabels, *histogram]{desc: r.stageDesc, series: &r.stageChildren, hist: func(h *histogram) *histogram { return h }}
 	r.opsEnabled.Store(true)
 	reg.MustRegister(r.opHist, r.stageHist, r.labelOverflow, r.stagesGauge, r.SpansDropped)
 	return r
@@ -215,35 +254,47 @@ func (r *Recorder) Op(t *observe.Target, op observe.Op) {
 	var series *OpSeries
 	series, op.Set = r.opSeries(t.Identity, op.Name, op.Namespace, op.Set, op.ErrorType)
 	if r.spanOf == nil {
-		series.Observe(op.Duration().Seconds())
+		series.Observe(op.Duration())
 	} else {
 		series.ObserveLinked(t, op, r.spanOf)
 	}
 	r.Relay(t, &op)
 }
 
-// Observe records one duration, in seconds, without an exemplar.
-func (s *OpSeries) Observe(seconds float64) { s.obs.Observe(seconds) }
+// Observe records one duration without an exemplar.
+func (s *OpSeries) Observe(d time.Duration) { s.h.Observe(d) }
 
 // ObserveLinked records op with an exemplar naming the span spanOf gives it, when that span
 // is sampled and op's bucket has taken no exemplar for ExemplarInterval. It takes op by
 // value: a pointer would make every caller's event escape to the heap.
 func (s *OpSeries) ObserveLinked(t *observe.Target, op observe.Op, spanOf SpanOf) {
-	v := op.Duration().Seconds()
-	gate := &s.nextExemplar[sort.SearchFloat64s(semconv.OperationBuckets, v)]
+	d := op.Duration()
+	v := d.Seconds()
+	bucket := sort.SearchFloat64s(semconv.OperationBuckets, v) // the classic bucket v goes in
+	gate := &s.nextExemplar[bucket]
 	next := gate.Load()
+	s.h.Observe(d)
 	if op.End < next {
-		s.obs.Observe(v)
 		return
 	}
 	sc := spanOfCopy(spanOf, t, op)
 	if !sc.IsSampled() || !gate.CompareAndSwap(next, op.End+int64(ExemplarInterval)) {
-		s.obs.Observe(v)
 		return
 	}
-	s.obs.(prometheus.ExemplarObserver).ObserveWithExemplar(v, prometheus.Labels{
-		ExemplarTraceID: sc.TraceID().String(), ExemplarSpanID: sc.SpanID().String(),
-	})
+	s.h.setExemplar(bucket, newExemplar(v, sc))
+}
+
+// newExemplar is the exemplar naming sc for a value v observed now, as client_golang
+// timestamps its exemplars.
+func newExemplar(v float64, sc trace.SpanContext) *dto.Exemplar {
+	return &dto.Exemplar{
+		Label: []*dto.LabelPair{
+			{Name: proto.String(ExemplarTraceID), Value: proto.String(sc.TraceID().String())},
+			{Name: proto.String(ExemplarSpanID), Value: proto.String(sc.SpanID().String())},
+		},
+		Value:     proto.Float64(v),
+		Timestamp: timestamppb.Now(),
+	}
 }
 
 // spanOfCopy asks spanOf about a copy of op, which escapes; only an open exemplar gate pays it.
@@ -267,7 +318,9 @@ func (r *Recorder) opSeries(id *Identity, op, namespace, set, errorType string) 
 		if series, ok = r.opChildren.load(k); !ok {
 			series = r.opChildren.loadOrMake(k, func() *OpSeries {
 				values := append([]string{semconv.SystemName, namespace, k.set, op, errorType}, labelValues(id)...)
-				return &OpSeries{obs: r.opHist.WithLabelValues(values...), nextExemplar: make([]atomic.Int64, len(semconv.OperationBuckets)+1)}
+				s := &OpSeries{nextExemplar: make([]atomic.Int64, len(semconv.OperationBuckets)+1)}
+				s.h.init(opLayout, r.opDesc, r.opLabelNames, values)
+				return s
 			})
 		}
 	}
@@ -292,13 +345,13 @@ func (r *Recorder) Stage(t *observe.Target, st observe.Stage) {
 		return
 	}
 	k := stageKey{id: t.Identity, stage: st.Name, op: st.Op}
-	obs, ok := r.stageChildren.load(k)
+	h, ok := r.stageChildren.load(k)
 	if !ok {
-		obs = r.stageChildren.loadOrMake(k, func() prometheus.Observer {
-			return r.stageHist.WithLabelValues(append([]string{st.Name, st.Op}, labelValues(t.Identity)...)...)
+		h = r.stageChildren.loadOrMake(k, func() *histogram {
+			return newHistogram(stageLayout, r.stageDesc, r.stageLabelNames, append([]string{st.Name, st.Op}, labelValues(t.Identity)...))
 		})
 	}
-	obs.Observe(st.Duration().Seconds())
+	h.Observe(st.Duration())
 	for _, o := range r.currentObservers() {
 		o.Stage(t, st)
 	}
@@ -337,10 +390,4 @@ func (r *Recorder) capCollection(id *Identity, namespace, set string) string {
 func (r *Recorder) Forget(id *Identity) {
 	r.opChildren.deleteIf(func(k opKey) bool { return k.id == id })
 	r.stageChildren.deleteIf(func(k stageKey) bool { return k.id == id })
-	match := prometheus.Labels{}
-	for i, name := range semconv.IdentityLabels {
-		match[name] = labelValues(id)[i]
-	}
-	r.opHist.DeletePartialMatch(match)
-	r.stageHist.DeletePartialMatch(match)
 }

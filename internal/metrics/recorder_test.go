@@ -142,3 +142,42 @@ func BenchmarkObserveOp(b *testing.B) {
 		r.Op(tg, op)
 	}
 }
+
+func TestEqualIdentitiesShareOneSeries(t *testing.T) {
+	r := New(Options{})
+	a, b := &Identity{Service: "svc"}, &Identity{Service: "svc"}
+	r.Op(of(a), observe.Op{Name: "get", Namespace: "test", Set: "users", End: lasting(time.Millisecond)})
+	r.Op(of(b), observe.Op{Name: "get", Namespace: "test", Set: "users", End: lasting(time.Millisecond)})
+	if n := testutil.CollectAndCount(r.opHist); n != 1 {
+		t.Fatalf("%d series for two equal identities, want 1", n)
+	}
+	if !strings.Contains(r.Text(), "db_client_operation_duration_seconds_count{") ||
+		!strings.Contains(r.Text(), `service_name="svc"} 2`+"\n") {
+		t.Errorf("the shared series lacks a count of 2:\n%s", r.Text())
+	}
+	r.Forget(a)
+	if n := testutil.CollectAndCount(r.opHist); n != 1 {
+		t.Fatalf("%d series after forgetting one of two equal identities, want b's 1", n)
+	}
+	r.Forget(b)
+	if n := testutil.CollectAndCount(r.opHist); n != 0 {
+		t.Fatalf("%d series after forgetting both, want 0", n)
+	}
+}
+
+func TestForgetDropsTheIdentitysSeries(t *testing.T) {
+	r := New(Options{})
+	r.SetStagesEnabled(true)
+	gone, kept := &Identity{Service: "gone"}, &Identity{Service: "kept"}
+	for _, id := range []*Identity{gone, kept} {
+		r.Op(of(id), observe.Op{Name: "get", End: lasting(time.Millisecond)})
+		r.Stage(of(id), observe.Stage{Name: "io", Op: "get", End: lasting(time.Millisecond)})
+	}
+	r.Forget(gone)
+	if n, m := testutil.CollectAndCount(r.opHist), testutil.CollectAndCount(r.stageHist); n != 1 || m != 1 {
+		t.Fatalf("%d operation and %d stage series after Forget, want the kept identity's 1 and 1", n, m)
+	}
+	if strings.Contains(r.Text(), `service_name="gone"`) {
+		t.Errorf("the forgotten identity's series remain:\n%s", r.Text())
+	}
+}
