@@ -192,7 +192,11 @@ int on_exit(void *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
-	if ((__u32)id == tgid)
-		bpf_map_delete_elem(&pids, &tgid);
+	if ((__u32)id != tgid)
+		return 0;
+	struct pid_slot *s = pid_slot_of(tgid);
+	if (s)
+		__sync_val_compare_and_swap(&s->tgid, (__u64)tgid, 0);
+	bpf_map_delete_elem(&pids, &tgid);
 	return 0;
 }

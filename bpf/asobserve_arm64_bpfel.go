@@ -89,8 +89,9 @@ type AsobserveIoState struct {
 type AsobserveLimits uint32
 
 const (
-	AsobserveLimitsMAX_ROWS AsobserveLimits = 1024
-	AsobserveLimitsMAX_EXES AsobserveLimits = 64
+	AsobserveLimitsMAX_ROWS  AsobserveLimits = 1024
+	AsobserveLimitsMAX_EXES  AsobserveLimits = 64
+	AsobserveLimitsPID_SLOTS AsobserveLimits = 4096
 )
 
 type AsobserveLocator uint32
@@ -159,6 +160,12 @@ type AsobserveOwner struct {
 	Alt  uint8
 	Pad  uint8
 	Gen  uint32
+}
+
+type AsobservePidSlot struct {
+	_    structs.HostLayout
+	Tgid uint64
+	T    AsobserveTarget
 }
 
 type AsobservePkey struct {
@@ -298,6 +305,7 @@ const (
 	AsobserveMapNoSpans           = "no_spans"
 	AsobserveMapOpSlots           = "op_slots"
 	AsobserveMapOpSpills          = "op_spills"
+	AsobserveMapPidSlots          = "pid_slots"
 	AsobserveMapPids              = "pids"
 	AsobserveMapRows              = "rows"
 	AsobserveMapSeq               = "seq"
@@ -313,6 +321,7 @@ const (
 	AsobserveProgProbeEntryMulti  = "probe_entry_multi"
 	AsobserveProgProbeReturn      = "probe_return"
 	AsobserveProgProbeReturnMulti = "probe_return_multi"
+	AsobserveVarPidSlotMask       = "pid_slot_mask"
 	AsobserveVarUnusedContract    = "unused_contract"
 	AsobserveVarWakeupEvery       = "wakeup_every"
 )
@@ -384,6 +393,7 @@ type AsobserveMapSpecs struct {
 	NoSpans       *ebpf.MapSpec `ebpf:"no_spans"`
 	OpSlots       *ebpf.MapSpec `ebpf:"op_slots"`
 	OpSpills      *ebpf.MapSpec `ebpf:"op_spills"`
+	PidSlots      *ebpf.MapSpec `ebpf:"pid_slots"`
 	Pids          *ebpf.MapSpec `ebpf:"pids"`
 	Rows          *ebpf.MapSpec `ebpf:"rows"`
 	Seq           *ebpf.MapSpec `ebpf:"seq"`
@@ -398,6 +408,7 @@ type AsobserveMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AsobserveVariableSpecs struct {
+	PidSlotMask    *ebpf.VariableSpec `ebpf:"pid_slot_mask"`
 	UnusedContract *ebpf.VariableSpec `ebpf:"unused_contract"`
 	WakeupEvery    *ebpf.VariableSpec `ebpf:"wakeup_every"`
 }
@@ -434,6 +445,7 @@ type AsobserveMaps struct {
 	NoSpans       *ebpf.Map `ebpf:"no_spans"`
 	OpSlots       *ebpf.Map `ebpf:"op_slots"`
 	OpSpills      *ebpf.Map `ebpf:"op_spills"`
+	PidSlots      *ebpf.Map `ebpf:"pid_slots"`
 	Pids          *ebpf.Map `ebpf:"pids"`
 	Rows          *ebpf.Map `ebpf:"rows"`
 	Seq           *ebpf.Map `ebpf:"seq"`
@@ -458,6 +470,7 @@ func (m *AsobserveMaps) Close() error {
 		m.NoSpans,
 		m.OpSlots,
 		m.OpSpills,
+		m.PidSlots,
 		m.Pids,
 		m.Rows,
 		m.Seq,
@@ -473,6 +486,7 @@ func (m *AsobserveMaps) Close() error {
 //
 // It can be passed to LoadAsobserveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AsobserveVariables struct {
+	PidSlotMask    *ebpf.Variable `ebpf:"pid_slot_mask"`
 	UnusedContract *ebpf.Variable `ebpf:"unused_contract"`
 	WakeupEvery    *ebpf.Variable `ebpf:"wakeup_every"`
 }

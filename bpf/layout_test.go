@@ -19,6 +19,7 @@ var sharedStructs = map[string]any{
 	"row":         AsobserveRow{},
 	"target":      AsobserveTarget{},
 	"nest_ranges": AsobserveNestRanges{},
+	"pid_slot":    AsobservePidSlot{},
 }
 
 // Every field of every shared struct sits at the same offset with the same size in the

@@ -31,12 +31,30 @@ struct {
 	__type(value, __u64);
 } seq SEC(".maps");
 
+// The pid filter. A watched process is mostly in pid_slots, at the low bits of its tgid:
+// an array lookup is inlined where a hash lookup is a helper call, and every entry probe
+// of every process that runs the probed code asks. One whose slot another process holds,
+// or that took a pid its slot still holds for an older process, is in pids. User space
+// writes a slot's target while its tgid is 0, then the tgid with the same target, and
+// frees it by writing 0 over the tgid alone: a program that found the tgid reads a whole
+// target.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PID_SLOTS);
+	__type(key, __u32);
+	__type(value, struct pid_slot);
+} pid_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct target);
 } pids SEC(".maps");
+
+// pid_slot_mask picks a tgid's slot; the agent may narrow it (tests make every pid share
+// one slot).
+volatile const __u32 pid_slot_mask = PID_SLOTS - 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -209,8 +227,17 @@ static __always_inline struct row *row_of(struct regs *R)
 	return bpf_map_lookup_elem(&rows, &idx);
 }
 
+static __always_inline struct pid_slot *pid_slot_of(__u32 tgid)
+{
+	__u32 idx = tgid & pid_slot_mask;
+	return bpf_map_lookup_elem(&pid_slots, &idx);
+}
+
 static __always_inline struct target *watched(__u32 tgid)
 {
+	struct pid_slot *s = pid_slot_of(tgid);
+	if (s && s->tgid == tgid)
+		return &s->t;
 	return bpf_map_lookup_elem(&pids, &tgid);
 }
 

@@ -17,6 +17,7 @@
 enum limits {
 	MAX_ROWS = 1024,
 	MAX_EXES = 64,
+	PID_SLOTS = 4096,
 };
 
 // A row's word field that names no word.
@@ -264,6 +265,12 @@ struct target {
 	__u64 ro_size;
 };
 
+// A watched process in the pid filter's array (maps.h, pid_slots).
+struct pid_slot {
+	__u64 tgid; // 0: free (64 bits: the exit tracepoint clears it by compare-and-swap)
+	struct target t;
+};
+
 enum target_flags {
 	TARGET_APP_SPANS = 1, // its own OTel spans are followed
 };
@@ -289,6 +296,7 @@ struct contract {
 	enum op_node op_node;
 	enum target_flags target_flags;
 	enum limits limits;
+	struct pid_slot pid_slot;
 	struct event_op event_op;
 	struct event_stage event_stage;
 };

@@ -21,8 +21,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/asobserve/asobserve/bpf"
 	"github.com/asobserve/asobserve/internal/clock"
@@ -55,7 +55,10 @@ type Options struct {
 	// server.address), and those that follow the target's own OTel SDK spans (parents).
 	Tracing bool
 	Floor   bool // benchmark floor: empty programs on the same probe points
-	Logf    func(format string, args ...any)
+	// PIDSlots narrows the pid filter's array to this many slots (a power of two); 0 is
+	// all of them. Tests use 1, so that every process but one is found in the hash.
+	PIDSlots int
+	Logf     func(format string, args ...any)
 	// Observers receive every event after the recorder (tracing), and TargetGone when a
 	// target is detached.
 	Observers []observe.Observer
@@ -130,6 +133,7 @@ type Agent struct {
 	// records are read, also when a new process on its pid is attached meanwhile.
 	targets sync.Map
 	stages  bool
+	pids    *pidFilter
 	free    []uint32
 	slots   [maxExes]bool
 
@@ -167,6 +171,13 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 	if err := spec.Variables["wakeup_every"].Set(wakeupEvery(opts.RingBufferSize)); err != nil {
 		return nil, fmt.Errorf("configuring BPF: %w", err)
 	}
+	mask, err := slotMask(opts.PIDSlots)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Variables["pid_slot_mask"].Set(mask); err != nil {
+		return nil, fmt.Errorf("configuring BPF: %w", err)
+	}
 	a := &Agent{rec: rec, opts: opts, exes: map[exeKey]*exeProbes{}, live: map[int]*Target{}, stages: opts.Stages}
 	if err := spec.LoadAndAssign(&a.objs, nil); err != nil {
 		if memlockErr != nil && !errors.Is(err, syscall.EPERM) {
@@ -174,6 +185,7 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 		}
 		return nil, loadError(err)
 	}
+	a.pids = newPIDFilter(a.objs.PidSlots, a.objs.Pids, mask)
 	for i := maxRows - 1; i >= 0; i-- {
 		a.free = append(a.free, uint32(i))
 	}
@@ -288,7 +300,7 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 			a.releaseProcessState(uint32(pid))
 		}
 		roLo, roSize := e.names.rodata()
-		err = a.objs.Pids.Put(uint32(pid), bpf.AsobserveTarget{Bias: bias, Exe: e.slot, Flags: flags, Gen: t.gen, RoLo: roLo, RoSize: roSize})
+		err = a.pids.watch(t.watched(), bpf.AsobserveTarget{Bias: bias, Exe: e.slot, Flags: flags, Gen: t.gen, RoLo: roLo, RoSize: roSize})
 	}
 	if err != nil {
 		if len(e.procs) == 0 {
@@ -319,12 +331,7 @@ func (t *Target) watched() watched { return watched{uint32(t.PID), t.gen} }
 // unwatch removes t's process from the BPF pid filter, unless the entry is already a newer
 // attach's (or gone: the exit tracepoint deletes it when the process ends). Called with
 // a.mu held, which Attach holds while it writes the entry.
-func (a *Agent) unwatch(t *Target) {
-	var cur bpf.AsobserveTarget
-	if err := a.objs.Pids.Lookup(uint32(t.PID), &cur); err == nil && cur.Gen == t.gen {
-		_ = a.objs.Pids.Delete(uint32(t.PID))
-	}
-}
+func (a *Agent) unwatch(t *Target) { a.pids.unwatch(t.watched()) }
 
 // Detach stops observing pid; the executable's probes go when its last process goes.
 //

@@ -92,7 +92,8 @@ func (a *Agent) heldOpSlots() (int, error) {
 }
 
 // MapEntries counts the entries of every hash map of the BPF programs, by map name, the
-// in-flight op slots held ("op_slots") and the probe-table rows in use ("rows"): what a
+// in-flight op slots held ("op_slots"), the pid filter slots held ("pid_slots") and the
+// probe-table rows in use ("rows"): what a
 // leak check compares with its baseline. Other arrays are left out: their size never
 // changes.
 func (a *Agent) MapEntries() (map[string]int, error) {
@@ -123,6 +124,9 @@ func (a *Agent) MapEntries() (map[string]int, error) {
 		return nil, fmt.Errorf("counting held op slots: %w", err)
 	}
 	out["op_slots"] = held
+	if out["pid_slots"], err = a.pids.heldSlots(); err != nil {
+		return nil, fmt.Errorf("counting held pid slots: %w", err)
+	}
 	a.mu.Lock()
 	out["rows"] = maxRows - len(a.free)
 	a.mu.Unlock()
