@@ -22,7 +22,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
-	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/asobserve/asobserve/bpf"
 	"github.com/asobserve/asobserve/internal/clock"
@@ -123,7 +122,7 @@ type Agent struct {
 	opts Options
 	objs bpf.AsobserveObjects
 
-	reader *ringbuf.Reader
+	reader *ringSource
 
 	mu   sync.Mutex
 	exes map[exeKey]*exeProbes
@@ -194,7 +193,7 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 		a.objs.Close()
 		return nil, fmt.Errorf("attaching sched_process_exit: %w: asobserve needs raw tracepoints (Linux >= 5.15)", err)
 	}
-	a.reader, err = ringbuf.NewReader(a.objs.Events)
+	a.reader, err = newRingSource(a.objs.Events)
 	if err != nil {
 		a.exitLink.Close()
 		a.objs.Close()
