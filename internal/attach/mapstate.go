@@ -93,9 +93,8 @@ func (a *Agent) heldOpSlots() (int, error) {
 
 // MapEntries counts the entries of every hash map of the BPF programs, by map name, the
 // in-flight op slots held ("op_slots"), the pid filter slots held ("pid_slots") and the
-// probe-table rows in use ("rows"): what a
-// leak check compares with its baseline. Other arrays are left out: their size never
-// changes.
+// probe-table rows in use ("rows"): what a leak check compares with its baseline. Other
+// arrays are left out: their size never changes.
 func (a *Agent) MapEntries() (map[string]int, error) {
 	out := map[string]int{}
 	maps := reflect.ValueOf(&a.objs.AsobserveMaps).Elem()
