@@ -22,8 +22,9 @@ import (
 // together. Each refined bucket lies inside exactly one classic and one native bucket, so an
 // observation is one atomic add to its refined bucket and one to the nanosecond sum; the
 // classic and the native buckets are summed from the refined ones when the series is
-// written. Placement is client_golang's, decided on the same float64 seconds: the native
-// key by math.Frexp's exponent and the schema's bounds, the classic bucket by v <= bound.
+// written. Placement is client_golang's for the float64 seconds it was given
+// (time.Duration.Seconds): the native key by math.Frexp's exponent and the schema's bounds,
+// the classic bucket by v <= bound.
 
 // nativeSchema is the schema every series counts in; NativeBucketFactor picks it as
 // client_golang would (the largest schema whose bucket factor 2^(2^-schema) is at most it).
@@ -100,6 +101,28 @@ func nativeKey(v float64) int {
 	}
 	return (exp-1)*perOctave + n
 }
+
+// keyUpper[i] is the longest duration whose seconds (time.Duration.Seconds, what
+// client_golang was given) have native key i+1+minOctave*perOctave or less: Seconds is
+// monotonic in d, so the durations of a key are those from keyUpper[i-1]+1 to keyUpper[i].
+// float64(d)*1e-9 differs from d.Seconds() by a few units in the last place, far less than
+// a bucket's 9%, so the key it gives is the right one or a neighbour, which these correct.
+var keyUpper = func() (t [numOctaves * perOctave]time.Duration) {
+	for i := range t {
+		key := i + 1 + minOctave*perOctave
+		lo, hi := time.Duration(0), time.Duration(math.MaxInt64) // nativeKey(lo) <= key < nativeKey(hi+1)
+		for lo < hi {
+			mid := lo + (hi-lo)/2 + 1 // hi-lo+1 could overflow
+			if nativeKey(mid.Seconds()) <= key {
+				lo = mid
+			} else {
+				hi = mid - 1
+			}
+		}
+		t[i] = lo
+	}
+	return t
+}()
 
 // bucketLayout is where a family's refined buckets are, shared by its series.
 type bucketLayout struct {
@@ -215,13 +238,19 @@ func (h *histogram) Observe(d time.Duration) {
 		h.observeNonPositive(d)
 		return
 	}
-	v := d.Seconds() // what client_golang was given; placement is decided on it
-	// idx is the native key's place from octave minOctave on, in range for every d >= 1ns.
-	idx := uint(nativeKey(v) - 1 - minOctave*perOctave)
+	// idx is the native key of d.Seconds() as a place from octave minOctave on, in range for
+	// every d >= 1ns; float64(d)*1e-9 finds it without Seconds' division, keyUpper corrects it.
+	idx := uint(nativeKey(float64(d)*1e-9) - 1 - minOctave*perOctave)
+	if d > keyUpper[idx] {
+		idx++
+	} else if idx > 0 && d <= keyUpper[idx-1] {
+		idx--
+	}
 	o, s := idx/perOctave, idx%perOctave
 	ol := &h.layout.octaves[o]
 	i := int(ol.off[s])
 	if ol.split&(1<<s) != 0 {
+		v := d.Seconds()
 		for _, b := range ol.splits[s] {
 			if v > b {
 				i++

@@ -41,6 +41,9 @@ func testDurations() []time.Duration {
 			ds = append(ds, d-1, d, d+1, d+2)
 		}
 	}
+	for _, u := range keyUpper { // where the native key changes
+		ds = append(ds, u-1, u, u+1)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 5000 {
 		ds = append(ds, time.Duration(math.Exp(rng.Float64()*math.Log(float64(time.Hour)))))
@@ -157,6 +160,28 @@ func TestNativeKeyIsClientGolangs(t *testing.T) {
 		if got, want := nativeKey(v), search(v); got != want {
 			t.Errorf("nativeKey(%v) = %d, client_golang's %d", v, got, want)
 		}
+	}
+}
+
+// TestKeyThresholds: keyUpper are where the native key of a duration's seconds changes
+// (TestEquivalentToClientGolang observes either side of each).
+func TestKeyThresholds(t *testing.T) {
+	for i, u := range keyUpper {
+		key := i + 1 + minOctave*perOctave
+		if u > 0 && nativeKey(u.Seconds()) > key {
+			t.Errorf("threshold %d of key %d has key %d", u, key, nativeKey(u.Seconds()))
+		}
+		if u < math.MaxInt64 && nativeKey((u+1).Seconds()) <= key {
+			t.Errorf("threshold %d of key %d: the next nanosecond has key %d", u, key, nativeKey((u + 1).Seconds()))
+		}
+	}
+	for i := 1; i < len(keyUpper); i++ {
+		if keyUpper[i] < keyUpper[i-1] {
+			t.Errorf("thresholds %d, %d decrease", keyUpper[i-1], keyUpper[i])
+		}
+	}
+	if keyUpper[len(keyUpper)-1] != math.MaxInt64 {
+		t.Errorf("the last threshold %d is not the longest duration", keyUpper[len(keyUpper)-1])
 	}
 }
 
