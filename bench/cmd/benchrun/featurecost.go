@@ -24,7 +24,7 @@ const (
 // featureCosts pairs each feature's sub-benchmark with the one that differs from it by that
 // feature alone.
 var featureCosts = []struct{ feature, with, without, note string }{
-	{"native histograms", "classic-and-native-buckets", "classic-buckets", "one histogram's Observe with native buckets beside the classic ones, against classic only"},
+	{"native histograms", "classic-and-native-buckets", "classic-buckets", "the recorder's own histogram's Observe (classic and native buckets) against client_golang's classic-only Observe"},
 	{"exemplars", "recorder-with-exemplars", "recorder", "Recorder.Op with spans linked (span ids derived, exemplar gate per bucket; spans not exported: that is tracing's cost)"},
 	{"OTLP export", "recorder-with-otlp-export", "recorder", "Recorder.Op relaying to the OTel SDK histogram, exported over OTLP/gRPC every 100 ms (600× the 60 s default's export work: an upper bound)"},
 }
