@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 // was 650 wakeups/s, more of the agent's CPU than reading and recording the records, taken
 // on the cores the observed service runs on.
 type ringSource struct {
+	// mu is held by ReadInto while it uses r, so that Close frees r only after a waiting
+	// read has seen f closed and returned.
+	mu       sync.Mutex
 	r        *ringbuf.Reader
 	f        *os.File // a duplicate of the ring's fd, registered with the netpoller
 	rc       syscall.RawConn
@@ -60,6 +64,8 @@ func (s *ringSource) SetDeadline(t time.Time) { s.deadline = t }
 
 // ReadInto reads the next record, waiting until the deadline for one.
 func (s *ringSource) ReadInto(rec *ringbuf.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
 		err := s.r.ReadInto(rec)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -79,5 +85,8 @@ func (s *ringSource) ReadInto(rec *ringbuf.Record) error {
 
 // Close makes a waiting ReadInto return os.ErrClosed, and later ones ringbuf.ErrClosed.
 func (s *ringSource) Close() error {
-	return errors.Join(s.f.Close(), s.r.Close())
+	err := s.f.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(err, s.r.Close())
 }
