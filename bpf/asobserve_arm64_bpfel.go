@@ -123,6 +123,7 @@ type AsobserveOpSlot struct {
 	Owner uint64
 	G     uint64
 	St    AsobserveOpState
+	Pad   [8]uint8
 }
 
 type AsobserveOpState struct {
@@ -166,6 +167,7 @@ type AsobservePidSlot struct {
 	_    structs.HostLayout
 	Tgid uint64
 	T    AsobserveTarget
+	Pad  [16]uint8
 }
 
 type AsobservePkey struct {
@@ -194,6 +196,7 @@ type AsobserveRow struct {
 	OffNode       int32
 	OffSpanCtx    int32
 	OffRemaining  int32
+	Pad           [20]uint8
 }
 
 type AsobserveRowFlags uint32

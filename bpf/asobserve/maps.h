@@ -40,6 +40,7 @@ struct {
 // target.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, PID_SLOTS);
 	__type(key, __u32);
 	__type(value, struct pid_slot);
@@ -58,6 +59,7 @@ volatile const __u32 pid_slot_mask = PID_SLOTS - 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, MAX_EXES);
 	__type(key, __u32);
 	__type(value, struct nest_ranges);
@@ -65,6 +67,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, MAX_ROWS);
 	__type(key, __u32);
 	__type(value, struct row);
@@ -77,6 +80,7 @@ struct {
 // op_spills, never below the number of such entries, tells its goroutine to look there.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1 << OP_SLOT_BITS);
 	__type(key, __u32);
 	__type(value, struct op_slot);

@@ -110,6 +110,7 @@ struct row {
 	__s32 off_node;  // Connection.node, read when flags has FLAG_NODE
 	__s32 off_span_ctx; // recordingSpan.spanContext, for span start rows
 	__s32 off_remaining; // FLAG_LAST_WORKER: the recordset's pointer to its count of live workers
+	__u8 pad[20]; // a cache line: each probe hit reads its row, mostly cache-cold
 };
 
 struct gkey {
@@ -183,6 +184,7 @@ struct op_slot {
 	__u64 owner; // tgid of the holding goroutine's process; 0 while the slot is free
 	__u64 g;
 	struct op_state st;
+	__u8 pad[8]; // three whole cache lines, where a slot would otherwise straddle four
 };
 
 struct owner {
@@ -269,6 +271,7 @@ struct target {
 struct pid_slot {
 	__u64 tgid; // 0: free (64 bits: the exit tracepoint clears it by compare-and-swap)
 	struct target t;
+	__u8 pad[16]; // a cache line: every entry probe of every process that runs probed code reads it
 };
 
 enum target_flags {
@@ -282,6 +285,13 @@ struct nest_ranges {
 	__u64 lo[NEST_RANGES];
 	__u64 hi[NEST_RANGES];
 };
+
+// The arrays that every probe hit indexes are page-aligned (BPF_F_MMAPABLE), and their
+// values whole cache lines, so that a hit touches as few cold lines as it can.
+_Static_assert(sizeof(struct row) == 64, "a row is one cache line");
+_Static_assert(sizeof(struct pid_slot) == 64, "a pid slot is one cache line");
+_Static_assert(sizeof(struct op_slot) % 64 == 0, "an op slot is whole cache lines");
+_Static_assert(sizeof(struct nest_ranges) % 64 == 0, "nest ranges are whole cache lines");
 
 // bpf2go declares in Go only types that are in BTF, and the enums are only ever used as
 // values: this pointer, never used, keeps every type user space shares there (gen.go).
