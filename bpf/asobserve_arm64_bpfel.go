@@ -45,9 +45,9 @@ type AsobserveEventOp struct {
 	OpId   uint64
 	Start  uint64
 	End    uint64
+	Node   uint64
 	Ns     [32]int8
 	Set    [64]int8
-	Node   uint64
 	Parent AsobserveSpanCtx
 }
 

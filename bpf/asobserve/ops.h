@@ -138,12 +138,9 @@ static __always_inline __u8 copy_name(char *dst, __u64 ptr, __u64 len, __u64 max
 	return 0;
 }
 
-static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
+// fill_op fills the fields of an op record that every record has.
+static __always_inline void fill_op(struct event_op *ev, struct op_state *st, __u32 tgid, __u64 end)
 {
-	__u64 wake;
-	struct event_op *ev = reserve(sizeof(*ev), &wake);
-	if (!ev)
-		return;
 	ev->type = EVENT_OP;
 	ev->flags = (st->failed ? EVENT_FAILED : 0) | (st->alt ? EVENT_ALTERNATE : 0) | st->static_names;
 	ev->tgid = tgid;
@@ -156,10 +153,30 @@ static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
 	ev->start = st->start;
 	ev->end = end;
 	ev->node = st->node;
-	ev->parent = st->parent;
-
 	ev->ns_len = copy_name(ev->ns, st->ns_ptr, st->ns_len, NS_MAX, st->static_names & EVENT_NS_STATIC);
+}
+
+static __always_inline void emit_op(struct op_state *st, __u32 tgid, __u64 end)
+{
+	__u64 wake;
+	struct event_op *ev;
+	// A span id is never zero: the op had a parent span if its id is not.
+	if ((st->static_names & EVENT_SET_STATIC) && !*(__u64 *)st->parent.span_id) {
+		ev = reserve(OP_RECORD_SHORT, &wake);
+		if (!ev)
+			return;
+		fill_op(ev, st, tgid, end);
+		*(__u64 *)ev->set = st->set_ptr;
+		ev->set_len = st->set_len; // static_name took only names shorter than SET_MAX
+		bpf_ringbuf_submit(ev, wake);
+		return;
+	}
+	ev = reserve(sizeof(*ev), &wake);
+	if (!ev)
+		return;
+	fill_op(ev, st, tgid, end);
 	ev->set_len = copy_name(ev->set, st->set_ptr, st->set_len, SET_MAX, st->static_names & EVENT_SET_STATIC);
+	ev->parent = st->parent;
 	bpf_ringbuf_submit(ev, wake);
 }
 

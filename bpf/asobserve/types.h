@@ -234,11 +234,16 @@ struct event_op {
 	__u64 op_id;
 	__u64 start;
 	__u64 end;
-	char ns[NS_MAX];
-	char set[SET_MAX];
 	__u64 node; // as op_state.node; user space reads its host and port
+	char ns[NS_MAX];
+	// The record mostly ends after the first 8 bytes of set (OP_RECORD_SHORT): when the
+	// set is a string constant (its address is all it holds) and the op had no parent span.
+	// Each byte of a record is a byte of the ring the return program writes cache-cold.
+	char set[SET_MAX];
 	struct span_ctx parent;
 };
+
+#define OP_RECORD_SHORT (__builtin_offsetof(struct event_op, set) + 8)
 
 struct event_stage {
 	__u8 type;

@@ -32,10 +32,12 @@ type (
 	spanCtx    = bpf.AsobserveSpanCtx
 )
 
-// Sizes of struct event_op and struct event_stage.
+// Sizes of struct event_op and struct event_stage. An op record whose set is a string
+// constant and that has no parent span ends after the set's address (OP_RECORD_SHORT).
 const (
-	OpRecordSize    = int(unsafe.Sizeof(eventOp{}))
-	StageRecordSize = int(unsafe.Sizeof(eventStage{}))
+	OpRecordSize      = int(unsafe.Sizeof(eventOp{}))
+	OpRecordShortSize = int(unsafe.Offsetof(eventOp{}.Set)) + 8
+	StageRecordSize   = int(unsafe.Sizeof(eventStage{}))
 )
 
 // Field offsets of struct event_op (little endian).
@@ -160,13 +162,17 @@ func Type(b []byte) (uint8, error) {
 
 // DecodeOp decodes an operation record into ev.
 func (d *Decoder) DecodeOp(b []byte, ev *OpEvent) error {
-	if len(b) < OpRecordSize {
-		return fmt.Errorf("op %w: %d bytes, want %d", ErrShort, len(b), OpRecordSize)
+	if len(b) < OpRecordShortSize {
+		return fmt.Errorf("op %w: %d bytes, want at least %d", ErrShort, len(b), OpRecordShortSize)
 	}
 	if b[opType] != TypeOp {
 		return fmt.Errorf("%w %d", ErrType, b[opType])
 	}
 	flags, nsLen, setLen := b[opFlags], int(b[opNsLen]), int(b[opSetLen])
+	full := len(b) >= OpRecordSize
+	if !full && flags&flagSetStatic == 0 {
+		return fmt.Errorf("op %w: %d bytes, want %d for a set that is not a string constant", ErrShort, len(b), OpRecordSize)
+	}
 	if nsLen >= nsMax || setLen >= setMax || flags&^(flagFailed|flagAlternate|flagNsStatic|flagSetStatic) != 0 {
 		return fmt.Errorf("op %w: flags=%d ns_len=%d set_len=%d", ErrField, flags, nsLen, setLen)
 	}
@@ -187,6 +193,10 @@ func (d *Decoder) DecodeOp(b []byte, ev *OpEvent) error {
 	ev.Namespace, ev.StaticNamespace = d.nameOrAddr(b[opNs:], nsLen, flags&flagNsStatic != 0)
 	ev.Set, ev.StaticSet = d.nameOrAddr(b[opSet:], setLen, flags&flagSetStatic != 0)
 	ev.Node = le.Uint64(b[opNode:])
+	if !full {
+		ev.ParentTraceID, ev.ParentSpanID, ev.ParentFlags = [16]byte{}, [8]byte{}, 0
+		return nil
+	}
 	copy(ev.ParentTraceID[:], b[opParentTraceID:])
 	copy(ev.ParentSpanID[:], b[opParentSpanID:])
 	ev.ParentFlags = b[opParentFlags]

@@ -110,6 +110,38 @@ func TestStaticNamesCarryTheirAddress(t *testing.T) {
 	}
 }
 
+// An op whose set is a string constant and that had no parent span is sent without the
+// rest of the set field and the parent: the record ends after the set's address.
+func TestShortRecordOfAStaticSet(t *testing.T) {
+	d := New()
+	var ev OpEvent
+	if err := d.DecodeOp(opRecord("test", "users", 0, 0, 0, 1, 2), &ev); err != nil || ev.ParentFlags != 1 {
+		t.Fatalf("full record: parent flags %d, %v", ev.ParentFlags, err)
+	}
+	rec := opEvent("test", "", uint8(bpf.AsobserveEventFlagsEVENT_SET_STATIC), 0, 0, 1, 2)
+	for i, b := range binary.LittleEndian.AppendUint64(nil, 0x4a1c00) {
+		rec.Set[i] = int8(b)
+	}
+	rec.SetLen = 5
+	short := encode(rec)[:OpRecordShortSize]
+	if err := d.DecodeOp(short, &ev); err != nil {
+		t.Fatal(err)
+	}
+	want := OpEvent{PID: 4242, Gen: 3, Row: 17, OpID: 99, Start: 1, End: 2, Namespace: "test",
+		StaticSet: StaticName{Addr: 0x4a1c00, Len: 5}, Node: 0xc000123000}
+	if ev != want {
+		t.Fatalf("got %+v\nwant %+v", ev, want)
+	}
+	// The same length without a static set lacks the set's bytes.
+	plain := opRecord("test", "users", 0, 0, 0, 1, 2)[:OpRecordShortSize]
+	if err := d.DecodeOp(plain, &ev); !errors.Is(err, ErrShort) {
+		t.Fatalf("short record of a set read from memory: %v, want %v", err, ErrShort)
+	}
+	if err := d.DecodeOp(short[:OpRecordShortSize-1], &ev); !errors.Is(err, ErrShort) {
+		t.Fatalf("record shorter than the short form: %v, want %v", err, ErrShort)
+	}
+}
+
 func TestInvalidUTF8IsReplaced(t *testing.T) {
 	d := New()
 	var ev OpEvent
