@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ type ringSource struct {
 	// mu is held by ReadInto while it uses r, so that Close frees r only after a waiting
 	// read has seen f closed and returned.
 	mu       sync.Mutex
+	closed   atomic.Bool
 	r        *ringbuf.Reader
 	f        *os.File // a duplicate of the ring's fd, registered with the netpoller
 	rc       syscall.RawConn
@@ -78,6 +80,11 @@ func (s *ringSource) ReadInto(rec *ringbuf.Record) error {
 		// the records the ring holds are found without one.
 		err = s.rc.Read(func(uintptr) bool { return s.r.AvailableBytes() > 0 })
 		if err != nil {
+			// A wait that Close ends returns the poller's own "use of closed file", which
+			// no exported error matches.
+			if s.closed.Load() {
+				return os.ErrClosed
+			}
 			return err
 		}
 	}
@@ -85,6 +92,7 @@ func (s *ringSource) ReadInto(rec *ringbuf.Record) error {
 
 // Close makes a waiting ReadInto return os.ErrClosed, and later ones ringbuf.ErrClosed.
 func (s *ringSource) Close() error {
+	s.closed.Store(true)
 	err := s.f.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
