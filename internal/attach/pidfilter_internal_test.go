@@ -3,20 +3,18 @@
 package attach
 
 import (
-	"os"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/asobserve/asobserve/bpf"
+	"github.com/asobserve/asobserve/internal/e2etest"
 )
 
 // Where the filter puts each process, on the real maps, with every pid sharing slot 0.
 func TestPIDFilterPlacement(t *testing.T) {
-	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
-		t.Skip("creating BPF maps needs root")
-	}
+	e2etest.RequireRoot(t) // creating BPF maps
 	spec, err := bpf.LoadAsobserve()
 	if err != nil {
 		t.Fatal(err)

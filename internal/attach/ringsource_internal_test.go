@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asobserve/asobserve/internal/e2etest"
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 )
@@ -15,9 +16,7 @@ import (
 // Close ends a read wherever it is (waiting in the netpoller, or between its steps) with
 // a closed error the pipeline takes for the end, never another error.
 func TestRingSourceCloseEndsAWaitingRead(t *testing.T) {
-	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
-		t.Skip("creating BPF maps needs root")
-	}
+	e2etest.RequireRoot(t) // creating BPF maps
 	for i := range 50 {
 		m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: uint32(os.Getpagesize())})
 		if err != nil {
