@@ -76,6 +76,7 @@ func init() {
 	f.StringVar(&cfg.Namespace, "namespace", "test", "namespace")
 	f.StringVar(&sets, "sets", "users", "sets, comma-separated; operations rotate over them")
 	f.IntVar(&cfg.Keys, "keys", 1000, "keys per set, written before the run starts")
+	f.BoolVar(&cfg.FreshKeys, "fresh-keys", false, "make each operation's keys at the call (as services do) instead of reusing the preloaded Key objects")
 	f.DurationVar(&cfg.StartDelay, "start-delay", 0, "wait this long before starting")
 	f.BoolVar(&cfg.WaitSignal, "wait-signal", false, "print 'workload: ready pid=N' on stderr and wait for SIGUSR1 before starting")
 	f.IntVar(&cfg.StackDepth, "stack-depth", 0, "run each operation under a recursion this deep (forces goroutine stack growth)")

@@ -149,13 +149,19 @@ func (r *runner) do(w *worker, seq int64) {
 	ns := r.cfg.Namespace
 	ks := r.keys[set]
 	idx := int(mix64(uint64(n)^uint64(r.cfg.Seed)^uint64(len(op))<<56) % uint64(r.cfg.Keys))
-	k := ks.main[idx]
+	key := func(space []*as.Key, i int) *as.Key {
+		if r.cfg.FreshKeys {
+			return mustKey(ns, set, space[i].Value().String())
+		}
+		return space[i]
+	}
+	k := key(ks.main, idx)
 	failing := r.cfg.Errors && n%10 == 5
 	batchKeys := func(space []*as.Key) []*as.Key {
 		size := batchSize(n)
 		keys := make([]*as.Key, size)
 		for i := range keys {
-			keys[i] = space[(idx+i*7)%len(space)]
+			keys[i] = key(space, (idx+i*7)%len(space))
 		}
 		return keys
 	}
@@ -212,7 +218,7 @@ func (r *runner) do(w *worker, seq int64) {
 		}
 	case semconv.OpGet:
 		if failing {
-			k = ks.missing[idx]
+			k = key(ks.missing, idx)
 		}
 		switch variant(3) {
 		case 0:
@@ -231,17 +237,17 @@ func (r *runner) do(w *worker, seq int64) {
 		_, err = r.client.Get(nil, k, "s", "n")
 	case semconv.OpExists:
 		if failing {
-			k = ks.missing[idx]
+			k = key(ks.missing, idx)
 		}
 		start = time.Now()
 		_, err = r.client.Exists(nil, k)
 	case semconv.OpRemove:
-		k = ks.volatile[idx]
+		k = key(ks.volatile, idx)
 		start = time.Now()
 		_, err = r.client.Delete(nil, k)
 	case semconv.OpTouch:
 		if failing {
-			k = ks.missing[idx]
+			k = key(ks.missing, idx)
 		}
 		start = time.Now()
 		err = r.client.Touch(nil, k)

@@ -41,8 +41,12 @@ type Config struct {
 	Namespace   string   // default "test"
 	Sets        []string // default {"users"}
 	Keys        int      // keys per set, preloaded before the run; default 1000
-	StartDelay  time.Duration
-	WaitSignal  bool // wait for SIGUSR1 before starting (after preloading)
+	// FreshKeys makes each operation's keys at the call, from the preloaded keys' names, as
+	// a service makes them from its request: the Key objects are then as warm in the
+	// caches as a service's are. Without it the operations reuse the preloaded Key objects.
+	FreshKeys  bool
+	StartDelay time.Duration
+	WaitSignal bool // wait for SIGUSR1 before starting (after preloading)
 	// StackDepth runs every operation at the bottom of a recursion this deep, and every
 	// 16th one on a fresh goroutine, so that client functions hit stack growth.
 	StackDepth      int

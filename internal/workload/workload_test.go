@@ -101,6 +101,32 @@ func diffRatio(a, b float64) float64 {
 	return d / b
 }
 
+// Keys made at each call name the same records as the preloaded ones: every operation has
+// the same outcome either way, failures included.
+func TestFreshKeysHaveTheSameOutcomes(t *testing.T) {
+	outcomes := func(fresh bool) map[Count]bool {
+		c := startServer(t, testserver.Config{Nodes: 2})
+		tr, err := Run(context.Background(), Config{Hosts: c.Hosts(), Count: 20 * int64(len(semconv.Operations)),
+			Concurrency: 1, Sets: []string{"a", "b"}, Keys: 30, Errors: true, Seed: 3, FreshKeys: fresh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		series := map[Count]bool{}
+		for _, c := range tr.Counts {
+			c.SumSeconds = 0
+			series[c] = true
+		}
+		return series
+	}
+	preloaded, fresh := outcomes(false), outcomes(true)
+	if len(preloaded) < len(semconv.Operations) {
+		t.Fatalf("only %d series: %v", len(preloaded), preloaded)
+	}
+	if !reflect.DeepEqual(preloaded, fresh) {
+		t.Fatalf("fresh keys' outcomes differ:\npreloaded %v\nfresh     %v", preloaded, fresh)
+	}
+}
+
 func TestNoErrorsWithoutErrorsFlag(t *testing.T) {
 	c := startServer(t, testserver.Config{})
 	tr, err := Run(context.Background(), Config{Hosts: c.Hosts(), Count: 320, Keys: 20, Seed: 7})
