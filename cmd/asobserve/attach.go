@@ -62,7 +62,9 @@ func runAttach(cfg *config.Config, pid int, opts attachOptions) error {
 		return err
 	}
 	bin.Close()
-	s, err := startSession(cfg, attach.Options{})
+	live := opts.tui && isTerminal(os.Stdout)
+	// The live view shows the probes' share of CPU, which only the kernel's statistics give.
+	s, err := startSession(cfg, attach.Options{ProgramStats: live})
 	if err != nil {
 		return err
 	}
@@ -74,7 +76,7 @@ func runAttach(cfg *config.Config, pid int, opts attachOptions) error {
 	}
 	s.logAttached(t)
 	s.logger.Printf("%s; serving http://%s/metrics", stageStateLine(cfg.Bool(config.Stages)), s.public.Addr())
-	if opts.tui && isTerminal(os.Stdout) {
+	if live {
 		return runTUI(s, t, cfg.Bool(config.Tracing), opts.duration)
 	}
 	return waitForEnd(s, pid, opts.duration, opts.linger)

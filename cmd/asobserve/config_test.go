@@ -31,6 +31,7 @@ func TestConfigCommandShowsSourcesAndMasksSecrets(t *testing.T) {
 		"redis-port":       {Name: "redis-port", Flag: "--redis-port", Env: "METRICS_REDIS_PORT", Value: "6380", Source: "flag"},
 		"redis-host":       {Name: "redis-host", Flag: "--redis-host", Env: "METRICS_REDIS_HOST", Value: "redis.internal", Source: "env"},
 		"redis-enabled":    {Name: "redis-enabled", Flag: "--redis-enabled", Env: "METRICS_REDIS_ENABLED", Value: "false", Source: "default"},
+		"bpf-stats":        {Name: "bpf-stats", Flag: "--bpf-stats", Env: "ASOBSERVE_BPF_STATS", Value: "false", Source: "default"},
 		"metrics-exporter": {Name: "metrics-exporter", Env: "OTEL_METRICS_EXPORTER", Value: "prometheus", Source: "default"},
 	}
 	for name, w := range want {
@@ -38,8 +39,8 @@ func TestConfigCommandShowsSourcesAndMasksSecrets(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", name, got[name], w)
 		}
 	}
-	if len(rows) != 32 { // 24, and the 8 OTEL_* metric export settings
-		t.Errorf("%d settings, want 32", len(rows))
+	if len(rows) != 33 { // 25, and the 8 OTEL_* metric export settings
+		t.Errorf("%d settings, want 33", len(rows))
 	}
 
 	table, err := runCLI(t, "config", "--json=false")

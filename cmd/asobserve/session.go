@@ -82,6 +82,7 @@ func startSession(cfg *config.Config, opts attach.Options) (*session, error) {
 	}
 	opts.RingBufferSize = cfg.Size(config.RingbufSize)
 	opts.Stages = cfg.Bool(config.Stages)
+	opts.ProgramStats = opts.ProgramStats || cfg.Bool(config.BPFStats)
 	if opts.Logf == nil {
 		opts.Logf = logger.Printf
 	}

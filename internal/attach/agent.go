@@ -54,6 +54,10 @@ type Options struct {
 	// server.address), and those that follow the target's own OTel SDK spans (parents).
 	Tracing bool
 	Floor   bool // benchmark floor: empty programs on the same probe points
+	// ProgramStats turns on the kernel's BPF run-time statistics while the agent runs, for
+	// asobserve_bpf_program_* and ProgramStats. They are global: every BPF program on the
+	// host, the probes included, then pays two clock reads per run, so they are opt-in.
+	ProgramStats bool
 	// PIDSlots narrows the pid filter's array to this many slots (a power of two); 0 is
 	// all of them. Tests use 1, so that every process but one is found in the hash.
 	PIDSlots int
@@ -205,8 +209,10 @@ func New(rec *metrics.Recorder, opts Options) (*Agent, error) {
 	if opts.Stages {
 		rec.SetStagesEnabled(true)
 	}
-	a.enableStats()
-	_ = rec.Registry.Register(statsCollector{a})
+	if opts.ProgramStats {
+		a.enableStats()
+		_ = rec.Registry.Register(statsCollector{a})
+	}
 	return a, nil
 }
 

@@ -125,9 +125,13 @@ func TestAttachCountsEqualGroundTruth(t *testing.T) {
 	e2etest.RequireRoot(t)
 	bin := e2etest.BuildAsobserve(t)
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 3})
-	_, _, got, want := observe(t, bin, cluster, errorFaults, false,
+	rec, _, got, want := observe(t, bin, cluster, errorFaults, false,
 		"--sets", "users,timeouts,dropped", "--errors", "--no-circuit-breaker", "--every-method", "--count", "3000", "--concurrency", "4", "--keys", "200")
 	checkExact(t, got, want)
+	// The kernel's run statistics cost every BPF program on the host: they are opt-in.
+	if runs := programRuns(t, rec); runs != nil {
+		t.Errorf("without ProgramStats the agent exports asobserve_bpf_program_runs_total %v", runs)
+	}
 	ops := map[string]bool{}
 	for k := range want {
 		ops[k.Op] = true
@@ -142,9 +146,11 @@ func TestAttachStrippedBinary(t *testing.T) {
 	e2etest.RequireRoot(t)
 	bin := e2etest.BuildAsobserve(t, "-ldflags=-s -w")
 	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
-	_, agent, got, want := observe(t, bin, cluster, []testserver.Fault{rtt}, false, "--errors", "--every-method", "--count", "1500", "--concurrency", "4", "--keys", "100")
+	rec, agent, got, want := observeWith(t, bin, cluster, []testserver.Fault{rtt}, attach.Options{ProgramStats: true}, nil,
+		"--errors", "--every-method", "--count", "1500", "--concurrency", "4", "--keys", "100")
 	checkExact(t, got, want)
-	// The kernel's own accounting of probe hits: one entry and one return per operation.
+	// The kernel's own accounting of probe hits: one entry and one return per operation,
+	// and the metric says what ProgramStats says.
 	stats, err := agent.ProgramStats()
 	if err != nil {
 		t.Fatal(err)
@@ -155,9 +161,38 @@ func TestAttachStrippedBinary(t *testing.T) {
 	} else {
 		t.Logf("probe hits per operation: %.2f entry, %.2f return", float64(e)/float64(ops), float64(r)/float64(ops))
 	}
+	runs := programRuns(t, rec)
+	// Read after ProgramStats, once the workload has exited: at least what it said.
+	if e := runs["probe_entry"]; e < float64(stats["probe_entry"].RunCount) {
+		t.Errorf("asobserve_bpf_program_runs_total{program=\"probe_entry\"} = %v, want at least ProgramStats' %d", e, stats["probe_entry"].RunCount)
+	}
 	// Without connection faults the client's error-rate breaker stays shut, so the
 	// workload's data errors land exactly where it puts them.
 	requireClasses(t, want, "", "KeyNotFoundError", "KeyExistsError", "GenerationError")
+}
+
+// programRuns is asobserve_bpf_program_runs_total by program, nil if it is not exported.
+func programRuns(t *testing.T, rec *metrics.Recorder) map[string]float64 {
+	t.Helper()
+	families, err := rec.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "asobserve_bpf_program_runs_total" {
+			continue
+		}
+		runs := map[string]float64{}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "program" {
+					runs[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		return runs
+	}
+	return nil
 }
 
 func requireClasses(t *testing.T, want map[e2etest.Key]e2etest.Series, classes ...string) {

@@ -11,7 +11,7 @@ import (
 )
 
 // ProgramStat is the kernel's run statistics of one BPF program. RunCount and RunTime
-// only advance while BPF statistics are enabled, which the agent asks for at start.
+// only advance while BPF statistics are enabled (Options.ProgramStats).
 type ProgramStat struct {
 	RunCount uint64
 	RunTime  time.Duration

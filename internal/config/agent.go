@@ -8,6 +8,7 @@ const (
 	AdminListen    = "admin-listen"
 	Stages         = "stages"
 	Tracing        = "tracing"
+	BPFStats       = "bpf-stats"
 	RingbufSize    = "ringbuf-size"
 	MaxCollections = "max-collections"
 	Rolling1m      = "rolling-1m"
@@ -42,6 +43,8 @@ var Agent = NewSet(append([]Setting{
 		Help: "attach internal stage probes from the start"},
 	{Name: Tracing, Flag: Tracing, Env: "ASOBSERVE_TRACING", Default: "false", Kind: Bool,
 		Help: "export a span per operation over OTLP (OTEL_* environment variables)"},
+	{Name: BPFStats, Flag: BPFStats, Env: "ASOBSERVE_BPF_STATS", Default: "false", Kind: Bool,
+		Help: "turn on the kernel's BPF run-time statistics for asobserve_bpf_program_*; while they are on, every BPF program on the host costs ≈75 ns more per run"},
 	{Name: RingbufSize, Flag: RingbufSize, Env: "ASOBSERVE_RINGBUF_SIZE", Default: "8MiB", Kind: Size,
 		Help: "BPF ring buffer size (power of two)", Check: ringSize},
 	{Name: MaxCollections, Flag: MaxCollections, Env: "ASOBSERVE_MAX_COLLECTIONS", Default: "1000", Kind: Int,

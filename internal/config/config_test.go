@@ -28,7 +28,7 @@ func TestDefaults(t *testing.T) {
 			t.Fatalf("%s from %s", v.Name, v.Source)
 		}
 	}
-	if c.String(Listen) != "127.0.0.1:9464" || c.String(AdminListen) != "127.0.0.1:9465" || c.Bool(Stages) || c.Bool(Tracing) ||
+	if c.String(Listen) != "127.0.0.1:9464" || c.String(AdminListen) != "127.0.0.1:9465" || c.Bool(Stages) || c.Bool(Tracing) || c.Bool(BPFStats) ||
 		c.Size(RingbufSize) != 8<<20 || c.Int(MaxCollections) != 1000 || c.Bool(RedisEnabled) ||
 		c.String(RedisHost) != "localhost" || c.Int(RedisPort) != 6379 || c.Int(RedisDB) != 0 || c.String(RedisQueue) != "NODE_METRICS" ||
 		c.Duration(RedisPushInterval) != 30*time.Second || c.Int(RedisBatchSize) != 1 ||

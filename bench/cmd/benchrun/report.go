@@ -434,7 +434,7 @@ func (r *report) markdown() string {
 		if r.StatsOverheadNs > 0 {
 			p("\nThe statistics themselves add %.0f ns to every program run (an empty socket filter timed by `BPF_PROG_TEST_RUN`'s own loop, statistics off vs on): "+
 				"the clock reads around the run and the counter updates; the floor's ns/run, an empty program, is mostly one of those clock reads. "+
-				"The agent keeps the statistics on while it runs (for asobserve_bpf_program_*), and they are global: every BPF program on the host pays this while it does.\n", r.StatsOverheadNs)
+				"They are global, every BPF program on the host pays this while they are on: the agent turns them on only with --bpf-stats (asobserve_bpf_program_*) and while asobserve top runs; this benchmark turns them on to measure.\n", r.StatsOverheadNs)
 		}
 		p("\n")
 	}
