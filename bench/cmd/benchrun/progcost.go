@@ -20,6 +20,8 @@ const (
 	classSingle = "single-record"
 	classBatch  = "batch"
 	classAsync  = "query/scan"
+	// The single-record operations with keys made at each call (workload --fresh-keys).
+	classSingleFresh = "single-record, keys made per call"
 )
 
 func classOf(op string) string {
