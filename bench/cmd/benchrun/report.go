@@ -323,8 +323,17 @@ func (r *report) evaluateGoals() {
 	}
 	for _, c := range r.ProgramTime {
 		if c.Class == classSingle {
-			r.Goals = append(r.Goals, figure{Name: "bpf_ns_per_single_record_op", Value: c.NsPerOp, Unit: "ns", Goal: "≤ 1000 (stretch 600)",
-				Met: met(c.NsPerOp <= 1000)})
+			g := figure{Name: "bpf_ns_per_single_record_op", Value: c.NsPerOp, Unit: "ns", Goal: "≤ 1000 (stretch 600)", Met: met(c.NsPerOp <= 1000)}
+			if !*g.Met {
+				g.Note = fmt.Sprintf("%.0f ns net of the floor (the statistics' own clock reads: what the programs cost as the agent runs, statistics off)", c.NsPerOp-c.FloorNsPerOp)
+				for _, f := range r.ProgramTime {
+					if f.Class == classSingleFresh {
+						g.Note += fmt.Sprintf("; %.0f ns, %.0f net, with keys made per call", f.NsPerOp, f.NsPerOp-f.FloorNsPerOp)
+					}
+				}
+				g.Note += ". " + missReason(g.Name)
+			}
+			r.Goals = append(r.Goals, g)
 		}
 	}
 	if v, ok := r.agent("saturation_events_lost"); ok {
@@ -374,7 +383,7 @@ func missReason(name string) string {
 	case "ops_overhead_vs_floor":
 		return "beyond the trap the floor pays, asobserve's programs spend the program time per operation in the table above (helper calls and reads of target memory are dear on this VM), and the agent decodes beside the workload and the server on 2 cores. The ratio is noisy on a shared VM: the per-round ratios are listed under the mode table, and the same harness has measured 1.10 to 1.58 on unchanged code"
 	case "bpf_ns_per_single_record_op":
-		return "see the program time table: on this VM a helper call costs 30-350 ns of program time when its code and data are cache-cold, as between a target's own work (go run ./bench/cmd/helpercost measures each kind), and a read of target memory 250-350 ns; a single-record operation needs 2 clock reads, 2 pid reads, 2 attach cookies, 3 array lookups (the pid filter's slot, the row at entry and at return), the in-flight slot's claim and free, 2 per-CPU counters, 1 read of the goroutine's stack top, 1 of the key's namespace and set headers (and 2 of the caller's return addresses for the operations batches call; the names' bytes only when they are not string constants of the executable) and a ring-buffer reserve and submit. The floor's ns/run shows how loaded the machine was during the measurement: about 60 ns when it is quiet"
+		return "Side by side on this VM (put and touch, each change alone, 2026-12-02): the read of a preloaded key's namespace and set headers ≈250 ns more than of a key made for the call (it is cache-cold), the ring-buffer reserve, fill and submit ≈250-300 ns of the return program (an 8-byte record saves ≈70 of them), the read of the goroutine's stack top ≈100 ns. A helper call costs 30-350 ns of program time when its code and data are cache-cold, as between a target's own work (go run ./bench/cmd/helpercost measures each kind); a single-record operation needs 2 clock reads, 2 pid reads, 2 attach cookies, 3 array lookups (the pid filter's slot, the row at entry and at return), the in-flight slot's claim and free, 2 per-CPU counters, 1 read of the goroutine's stack top, 1 of the key's namespace and set headers (and 2 of the caller's return addresses for the operations batches call; the names' bytes only when they are not string constants of the executable) and a ring-buffer reserve and submit. The floor's ns/run shows how loaded the machine was during the measurement: about 60 ns when it is quiet"
 	case "agent_cpu_at_rate":
 		return "every operation wakes the ring-buffer reader; at this rate the wakeups and per-event Go work dominate"
 	case "agent_rss_at_rate":
