@@ -107,9 +107,17 @@ const (
 )
 
 type AsobserveNestRanges struct {
-	_  structs.HostLayout
-	Lo [16]uint64
-	Hi [16]uint64
+	_       structs.HostLayout
+	Callers [16]struct {
+		_  structs.HostLayout
+		Lo uint64
+		Hi uint64
+	}
+	Callees [8]struct {
+		_  structs.HostLayout
+		Lo uint64
+		Hi uint64
+	}
 }
 
 type AsobserveOpNode uint32

@@ -7,27 +7,34 @@
 
 #include "maps.h"
 
-static __always_inline int in_ranges(struct nest_ranges *nr, __u64 pc)
+static __always_inline int in_ranges(struct addr_range *r, int n, __u64 pc)
 {
-	for (int i = 0; i < NEST_RANGES; i++) {
-		if (pc >= nr->lo[i] && pc < nr->hi[i])
+	for (int i = 0; i < n; i++) {
+		if (!r[i].hi)
+			return 0;
+		if (pc >= r[i].lo && pc < r[i].hi)
 			return 1;
 	}
 	return 0;
 }
 
-// called_from_client reports whether the caller, or the caller's caller (through a
-// public wrapper such as Operate -> operate), is one of the nested-caller functions.
+// called_from_client reports whether the caller is one of the nested-caller functions,
+// or is a public operation (Operate, for operate) whose own caller is one: that
+// operation's entry was skipped as nested. Reads of target memory are the programs'
+// dearest calls: the caller's caller is read only behind such an operation.
 static __always_inline int called_from_client(struct regs *R, struct target *t)
 {
 	struct nest_ranges *nr = bpf_map_lookup_elem(&nested, &t->exe);
 	if (!nr)
 		return 0;
-	if (in_ranges(nr, return_address(R) - t->bias))
+	__u64 caller = return_address(R) - t->bias;
+	if (in_ranges(nr->callers, NEST_RANGES, caller))
 		return 1;
+	if (!in_ranges(nr->callees, NEST_CALLEES, caller))
+		return 0;
 #if defined(__TARGET_ARCH_x86)
 	// Go keeps frame pointers: the caller's return address is at [BP+8].
-	if (R->fp && in_ranges(nr, read_u64(R->fp + 8) - t->bias))
+	if (R->fp && in_ranges(nr->callers, NEST_RANGES, read_u64(R->fp + 8) - t->bias))
 		return 1;
 #endif
 	return 0;

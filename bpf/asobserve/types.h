@@ -11,6 +11,7 @@
 #define SPAN_DEPTH 8
 #define STALE_NS (60ULL * 1000000000ULL)
 #define NEST_RANGES 16
+#define NEST_CALLEES 8
 #define OP_SLOT_BITS 12
 
 // Sizes of maps user space indexes: rows by attach cookie, nested by executable slot.
@@ -283,12 +284,19 @@ enum target_flags {
 	TARGET_APP_SPANS = 1, // its own OTel spans are followed
 };
 
-// Per executable: link-time address ranges of client functions that call public
-// operations internally (a batch's one-key node share runs client.Get and friends).
-// An operation called from inside them is part of the enclosing batch.
+struct addr_range {
+	__u64 lo;
+	__u64 hi;
+};
+
+// Per executable, link-time address ranges, the used ones first and the rest empty: the
+// client functions that call public operations internally (a batch's one-key node share
+// runs client.Get and friends), whose calls are part of the enclosing batch; and the
+// public operations that nested callers call, which may themselves call one (Operate ->
+// operate): a call from inside those is nested if their caller is a nested caller.
 struct nest_ranges {
-	__u64 lo[NEST_RANGES];
-	__u64 hi[NEST_RANGES];
+	struct addr_range callers[NEST_RANGES];
+	struct addr_range callees[NEST_CALLEES];
 };
 
 // The arrays that every probe hit indexes are page-aligned (BPF_F_MMAPABLE), and their

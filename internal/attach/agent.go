@@ -672,29 +672,48 @@ func (a *Agent) takeSlot() (uint32, bool) {
 }
 
 // writeNested stores the address ranges of client functions whose calls to public
-// operations are internal (see probes.NestedCallers).
+// operations are internal (see probes.NestedCallers), and of the operations they call.
 func (a *Agent) writeNested(e *exeProbes) error {
 	var nr bpf.AsobserveNestRanges
-	n := 0
-	for _, rel := range probes.NestedFor(e.bin.ClientMajor, e.bin.ClientVersion) {
+	callers, err := e.funcRanges(probes.NestedFor(e.bin.ClientMajor, e.bin.ClientVersion), len(nr.Callers), "nested-caller")
+	if err != nil {
+		return err
+	}
+	callees, err := e.funcRanges(probes.NestedCallees, len(nr.Callees), "nested-callee")
+	if err != nil {
+		return err
+	}
+	for i, r := range callers {
+		nr.Callers[i].Lo, nr.Callers[i].Hi = r[0], r[1]
+	}
+	for i, r := range callees {
+		nr.Callees[i].Lo, nr.Callees[i].Hi = r[0], r[1]
+	}
+	if err := a.objs.Nested.Put(e.slot, nr); err != nil {
+		return fmt.Errorf("writing nested-caller ranges: %w", err)
+	}
+	return nil
+}
+
+// funcRanges resolves client functions (relative symbols) to their link-time address
+// ranges, skipping those the binary lacks (inlined everywhere, or not in its version).
+func (e *exeProbes) funcRanges(rels []string, max int, what string) ([][2]uint64, error) {
+	var out [][2]uint64
+	for _, rel := range rels {
 		sym := e.bin.ClientSymbol(rel)
 		if !e.bin.HasFunc(sym) {
 			continue
 		}
 		fn, err := e.bin.Func(sym)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if n == len(nr.Lo) {
-			return fmt.Errorf("more nested-caller functions than the BPF table holds (%d)", len(nr.Lo))
+		if len(out) == max {
+			return nil, fmt.Errorf("more %s functions than the BPF table holds (%d)", what, max)
 		}
-		nr.Lo[n], nr.Hi[n] = fn.Addr, fn.Addr+fn.Size
-		n++
+		out = append(out, [2]uint64{fn.Addr, fn.Addr + fn.Size})
 	}
-	if err := a.objs.Nested.Put(e.slot, nr); err != nil {
-		return fmt.Errorf("writing nested-caller ranges: %w", err)
-	}
-	return nil
+	return out, nil
 }
 
 // SetStages attaches or detaches the stage probes of every attached executable. Turning

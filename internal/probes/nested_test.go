@@ -53,11 +53,67 @@ func TestNestedCalleesAreEveryProbedCallOfANestedCaller(t *testing.T) {
 	}
 }
 
-// clientCalls lists the *Client methods fd calls on a parameter of type *Client or
-// clientIfc, as symbols ("(*Client).Get").
+// The entry of a nested callee reads its caller's caller only when its caller is itself a
+// nested callee (Operate, for operate): every other client method a nested caller calls
+// must call no probed operation, and every probed operation a nested callee calls must be
+// a nested callee, or a batch's one-key node share would count twice.
+func TestNestedCallsReachProbedOperationsOnlyThroughNestedCallees(t *testing.T) {
+	checked := 0
+	for _, version := range inspect.TableVersions("amd64") {
+		major := int(semver.Major(version)[1] - '0')
+		callers := NestedFor(major, version)
+		if len(callers) == 0 {
+			continue
+		}
+		t.Run(version, func(t *testing.T) {
+			src := clientSource(t, version)
+			rows, err := ForVersion(major, version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			probed := map[string]bool{}
+			for _, p := range rows {
+				if p.Counted() && !p.External {
+					probed[p.Symbol] = true
+				}
+			}
+			for _, caller := range callers {
+				fd, ok := src[caller]
+				if !ok {
+					continue
+				}
+				for _, mid := range clientCalls(fd) {
+					body, ok := src[mid]
+					if !ok {
+						continue
+					}
+					checked++
+					for _, callee := range clientCalls(body) {
+						if probed[callee] && !slices.Contains(NestedCallees, mid) {
+							t.Errorf("%s calls %s, which is no nested callee and calls the probed %s", caller, mid, callee)
+						}
+						if probed[callee] && !slices.Contains(NestedCallees, callee) {
+							t.Errorf("%s calls %s, which calls the probed %s, but NestedCallees does not list it", caller, mid, callee)
+						}
+					}
+				}
+			}
+		})
+	}
+	if checked == 0 {
+		t.Fatal("no nested caller calls a client method in any tabulated version: the check looked at nothing")
+	}
+}
+
+// clientCalls lists the *Client methods fd calls on its receiver or a parameter of type
+// *Client or clientIfc, as symbols ("(*Client).Get").
 func clientCalls(fd *ast.FuncDecl) []string {
 	clients := map[string]bool{}
-	for _, f := range fd.Type.Params.List {
+	params := fd.Type.Params.List
+	if fd.Recv != nil {
+		params = append(slices.Clone(fd.Recv.List), params...)
+	}
+	for _, f := range params {
 		if typ := exprString(f.Type); typ == "*Client" || typ == "clientIfc" {
 			for _, n := range f.Names {
 				clients[n.Name] = true
