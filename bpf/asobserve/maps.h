@@ -207,6 +207,11 @@ static __always_inline __u64 *counter(__u32 idx)
 	return bpf_map_lookup_elem(&counters, &idx);
 }
 
+// A program stays on its CPU (migration is disabled while it runs) but, where the kernel
+// preempts (preempt=full or lazy), another task's run of it may come in between on that
+// CPU: a per-CPU count is therefore taken with an atomic add, uncontended and cheap, so
+// that no record goes uncounted and no op id is given twice.
+
 // reserve takes a record from the ring, counting it produced, or lost if the ring is full.
 // *wake says whether its submit should wake the agent.
 static __always_inline void *reserve(__u64 size, __u64 *wake)
@@ -214,13 +219,13 @@ static __always_inline void *reserve(__u64 size, __u64 *wake)
 	__u64 *produced = counter(0);
 	__u64 n = 0;
 	if (produced)
-		n = ++*produced;
+		n = __sync_fetch_and_add(produced, 1) + 1;
 	*wake = n % wakeup_every == 0 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	void *p = bpf_ringbuf_reserve(&events, size, 0);
 	if (!p) {
 		__u64 *lost = counter(1);
 		if (lost)
-			*lost += 1;
+			__sync_fetch_and_add(lost, 1);
 	}
 	return p;
 }
@@ -246,14 +251,14 @@ static __always_inline struct target *watched(__u32 tgid)
 }
 
 // next_op_id is unique within the agent and never 0: a CPU's own count above, the CPU
-// below (a program runs on one CPU from start to end, so the count needs no atomics).
+// below.
 static __always_inline __u64 next_op_id(void)
 {
 	__u32 zero = 0;
 	__u64 *v = bpf_map_lookup_elem(&seq, &zero);
 	if (!v)
 		return 0;
-	return (++*v << 16) | (bpf_get_smp_processor_id() & 0xffff);
+	return ((__sync_fetch_and_add(v, 1) + 1) << 16) | (bpf_get_smp_processor_id() & 0xffff);
 }
 
 // live_op finds the goroutine's in-flight op, in its slot (*in_slot) or spilled to
