@@ -73,15 +73,15 @@ func (s *ringSource) ReadInto(rec *ringbuf.Record) error {
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
-		if err := s.f.SetReadDeadline(s.deadline); err != nil {
-			return err
+		err = s.f.SetReadDeadline(s.deadline)
+		if err == nil {
+			// Returns once the probes wake the agent (records were submitted with a wakeup)
+			// or the records the ring holds are found without one.
+			err = s.rc.Read(func(uintptr) bool { return s.r.AvailableBytes() > 0 })
 		}
-		// Returns once the probes wake the agent (records were submitted with a wakeup) or
-		// the records the ring holds are found without one.
-		err = s.rc.Read(func(uintptr) bool { return s.r.AvailableBytes() > 0 })
 		if err != nil {
-			// A wait that Close ends returns the poller's own "use of closed file", which
-			// no exported error matches.
+			// Both steps meet a Close with the poller's own "use of closed file", which no
+			// exported error matches.
 			if s.closed.Load() {
 				return os.ErrClosed
 			}

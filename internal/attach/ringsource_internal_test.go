@@ -48,3 +48,30 @@ func TestRingSourceCloseEndsAWaitingRead(t *testing.T) {
 		m.Close()
 	}
 }
+
+// The narrowest point of the race above, made certain: Close has closed the poller's file
+// but not yet taken the lock, and a read starts (or is between its steps) right then.
+func TestRingSourceReadBetweenCloseStepsEndsClosed(t *testing.T) {
+	e2etest.RequireRoot(t) // creating BPF maps
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: uint32(os.Getpagesize())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	src, err := newRingSource(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.SetDeadline(time.Now().Add(time.Minute))
+	src.closed.Store(true)
+	if err := src.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var rec ringbuf.Record
+	if err := src.ReadInto(&rec); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("read ended with %v, want os.ErrClosed", err)
+	}
+	if err := src.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
