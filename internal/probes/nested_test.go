@@ -14,40 +14,20 @@ import (
 // the caller check, so a missing one would count a batch's one-key node share twice.
 func TestNestedCalleesAreEveryProbedCallOfANestedCaller(t *testing.T) {
 	checked := 0
-	for _, version := range inspect.TableVersions("amd64") {
-		major := int(semver.Major(version)[1] - '0')
-		callers := NestedFor(major, version)
-		if len(callers) == 0 {
-			continue
+	eachNestedCaller(t, func(t *testing.T, src map[string]*ast.FuncDecl, probed map[string]bool, caller string) {
+		fd, ok := src[caller]
+		if !ok {
+			return // inlined-only callers are checked by TestDeclarationsMatchTheClientSource
 		}
-		t.Run(version, func(t *testing.T) {
-			src := clientSource(t, version)
-			rows, err := ForVersion(major, version)
-			if err != nil {
-				t.Fatal(err)
+		for _, callee := range clientCalls(fd) {
+			if probed[callee] && !slices.Contains(NestedCallees, callee) {
+				t.Errorf("%s calls %s, which the table probes, but NestedCallees does not list it", caller, callee)
 			}
-			probed := map[string]bool{}
-			for _, p := range rows {
-				if p.Counted() && !p.External {
-					probed[p.Symbol] = true
-				}
+			if probed[callee] {
+				checked++
 			}
-			for _, caller := range callers {
-				fd, ok := src[caller]
-				if !ok {
-					continue // inlined-only callers are checked by TestDeclarationsMatchTheClientSource
-				}
-				for _, callee := range clientCalls(fd) {
-					if probed[callee] && !slices.Contains(NestedCallees, callee) {
-						t.Errorf("%s calls %s, which the table probes, but NestedCallees does not list it", caller, callee)
-					}
-					if probed[callee] {
-						checked++
-					}
-				}
-			}
-		})
-	}
+		}
+	})
 	if checked == 0 {
 		t.Fatal("no nested caller calls a probed operation in any tabulated version: the check looked at nothing")
 	}
@@ -59,6 +39,35 @@ func TestNestedCalleesAreEveryProbedCallOfANestedCaller(t *testing.T) {
 // a nested callee, or a batch's one-key node share would count twice.
 func TestNestedCallsReachProbedOperationsOnlyThroughNestedCallees(t *testing.T) {
 	checked := 0
+	eachNestedCaller(t, func(t *testing.T, src map[string]*ast.FuncDecl, probed map[string]bool, caller string) {
+		fd, ok := src[caller]
+		if !ok {
+			return
+		}
+		for _, mid := range clientCalls(fd) {
+			body, ok := src[mid]
+			if !ok {
+				continue
+			}
+			checked++
+			for _, callee := range clientCalls(body) {
+				if probed[callee] && !slices.Contains(NestedCallees, mid) {
+					t.Errorf("%s calls %s, which is no nested callee and calls the probed %s", caller, mid, callee)
+				}
+				if probed[callee] && !slices.Contains(NestedCallees, callee) {
+					t.Errorf("%s calls %s, which calls the probed %s, but NestedCallees does not list it", caller, mid, callee)
+				}
+			}
+		}
+	})
+	if checked == 0 {
+		t.Fatal("no nested caller calls a client method in any tabulated version: the check looked at nothing")
+	}
+}
+
+// eachNestedCaller runs check on every nested caller of every tabulated client version,
+// with that version's client source and the symbols its table counts.
+func eachNestedCaller(t *testing.T, check func(t *testing.T, src map[string]*ast.FuncDecl, probed map[string]bool, caller string)) {
 	for _, version := range inspect.TableVersions("amd64") {
 		major := int(semver.Major(version)[1] - '0')
 		callers := NestedFor(major, version)
@@ -78,30 +87,9 @@ func TestNestedCallsReachProbedOperationsOnlyThroughNestedCallees(t *testing.T) 
 				}
 			}
 			for _, caller := range callers {
-				fd, ok := src[caller]
-				if !ok {
-					continue
-				}
-				for _, mid := range clientCalls(fd) {
-					body, ok := src[mid]
-					if !ok {
-						continue
-					}
-					checked++
-					for _, callee := range clientCalls(body) {
-						if probed[callee] && !slices.Contains(NestedCallees, mid) {
-							t.Errorf("%s calls %s, which is no nested callee and calls the probed %s", caller, mid, callee)
-						}
-						if probed[callee] && !slices.Contains(NestedCallees, callee) {
-							t.Errorf("%s calls %s, which calls the probed %s, but NestedCallees does not list it", caller, mid, callee)
-						}
-					}
-				}
+				check(t, src, probed, caller)
 			}
 		})
-	}
-	if checked == 0 {
-		t.Fatal("no nested caller calls a client method in any tabulated version: the check looked at nothing")
 	}
 }
 
