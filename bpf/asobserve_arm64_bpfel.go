@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type AsobserveAddrRange struct {
+	_  structs.HostLayout
+	Lo uint64
+	Hi uint64
+}
+
 type AsobserveAppSpans struct {
 	_     structs.HostLayout
 	Span  [8]uint64
@@ -108,16 +114,8 @@ const (
 
 type AsobserveNestRanges struct {
 	_       structs.HostLayout
-	Callers [16]struct {
-		_  structs.HostLayout
-		Lo uint64
-		Hi uint64
-	}
-	Callees [8]struct {
-		_  structs.HostLayout
-		Lo uint64
-		Hi uint64
-	}
+	Callers [16]AsobserveAddrRange
+	Callees [8]AsobserveAddrRange
 }
 
 type AsobserveOpNode uint32

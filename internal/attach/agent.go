@@ -675,19 +675,11 @@ func (a *Agent) takeSlot() (uint32, bool) {
 // operations are internal (see probes.NestedCallers), and of the operations they call.
 func (a *Agent) writeNested(e *exeProbes) error {
 	var nr bpf.AsobserveNestRanges
-	callers, err := e.funcRanges(probes.NestedFor(e.bin.ClientMajor, e.bin.ClientVersion), len(nr.Callers), "nested-caller")
-	if err != nil {
+	if err := e.funcRanges(probes.NestedFor(e.bin.ClientMajor, e.bin.ClientVersion), nr.Callers[:], "nested-caller"); err != nil {
 		return err
 	}
-	callees, err := e.funcRanges(probes.NestedCallees, len(nr.Callees), "nested-callee")
-	if err != nil {
+	if err := e.funcRanges(probes.NestedCallees, nr.Callees[:], "nested-callee"); err != nil {
 		return err
-	}
-	for i, r := range callers {
-		nr.Callers[i].Lo, nr.Callers[i].Hi = r[0], r[1]
-	}
-	for i, r := range callees {
-		nr.Callees[i].Lo, nr.Callees[i].Hi = r[0], r[1]
 	}
 	if err := a.objs.Nested.Put(e.slot, nr); err != nil {
 		return fmt.Errorf("writing nested-caller ranges: %w", err)
@@ -695,10 +687,11 @@ func (a *Agent) writeNested(e *exeProbes) error {
 	return nil
 }
 
-// funcRanges resolves client functions (relative symbols) to their link-time address
-// ranges, skipping those the binary lacks (inlined everywhere, or not in its version).
-func (e *exeProbes) funcRanges(rels []string, max int, what string) ([][2]uint64, error) {
-	var out [][2]uint64
+// funcRanges fills dst, from its start, with the link-time address ranges of client
+// functions (relative symbols), skipping those the binary lacks (inlined everywhere, or not
+// in its version); the programs stop at the first empty range.
+func (e *exeProbes) funcRanges(rels []string, dst []bpf.AsobserveAddrRange, what string) error {
+	n := 0
 	for _, rel := range rels {
 		sym := e.bin.ClientSymbol(rel)
 		if !e.bin.HasFunc(sym) {
@@ -706,14 +699,15 @@ func (e *exeProbes) funcRanges(rels []string, max int, what string) ([][2]uint64
 		}
 		fn, err := e.bin.Func(sym)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if len(out) == max {
-			return nil, fmt.Errorf("more %s functions than the BPF table holds (%d)", what, max)
+		if n == len(dst) {
+			return fmt.Errorf("more %s functions than the BPF table holds (%d)", what, len(dst))
 		}
-		out = append(out, [2]uint64{fn.Addr, fn.Addr + fn.Size})
+		dst[n].Lo, dst[n].Hi = fn.Addr, fn.Addr+fn.Size
+		n++
 	}
-	return out, nil
+	return nil
 }
 
 // SetStages attaches or detaches the stage probes of every attached executable. Turning
