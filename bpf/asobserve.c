@@ -109,6 +109,9 @@ static __always_inline int handle_return(struct pt_regs *ctx)
 	case KIND_LINK:
 		link_return(&R, &k);
 		return 0;
+	case KIND_ERRSINK: // at sendError's sends, not its RETs (FLAG_AT_SEND)
+		errsink_sent(&k);
+		return 0;
 	case KIND_SPAN_START:
 		if (watched(tgid))
 			span_start(&R, r, &k);

@@ -213,6 +213,7 @@ const (
 	AsobserveRowFlagsFLAG_NODE          AsobserveRowFlags = 4
 	AsobserveRowFlagsFLAG_NESTED_CALLEE AsobserveRowFlags = 8
 	AsobserveRowFlagsFLAG_LAST_WORKER   AsobserveRowFlags = 16
+	AsobserveRowFlagsFLAG_AT_SEND       AsobserveRowFlags = 32
 )
 
 type AsobserveRowKind uint32
@@ -292,6 +293,13 @@ const (
 	AsobserveTargetFlagsTARGET_APP_SPANS AsobserveTargetFlags = 1
 )
 
+type AsobserveUnsentError struct {
+	_     structs.HostLayout
+	Rs    uint64
+	Code  int32
+	Cause int32
+}
+
 type AsobserveWorkerState struct {
 	_     structs.HostLayout
 	Own   AsobserveOwner
@@ -322,6 +330,7 @@ const (
 	AsobserveMapSpawning          = "spawning"
 	AsobserveMapSpawns            = "spawns"
 	AsobserveMapStages            = "stages"
+	AsobserveMapUnsentErrors      = "unsent_errors"
 	AsobserveMapWorkers           = "workers"
 	AsobserveProgOnExit           = "on_exit"
 	AsobserveProgProbeEmpty       = "probe_empty"
@@ -410,6 +419,7 @@ type AsobserveMapSpecs struct {
 	Spawning      *ebpf.MapSpec `ebpf:"spawning"`
 	Spawns        *ebpf.MapSpec `ebpf:"spawns"`
 	Stages        *ebpf.MapSpec `ebpf:"stages"`
+	UnsentErrors  *ebpf.MapSpec `ebpf:"unsent_errors"`
 	Workers       *ebpf.MapSpec `ebpf:"workers"`
 }
 
@@ -462,6 +472,7 @@ type AsobserveMaps struct {
 	Spawning      *ebpf.Map `ebpf:"spawning"`
 	Spawns        *ebpf.Map `ebpf:"spawns"`
 	Stages        *ebpf.Map `ebpf:"stages"`
+	UnsentErrors  *ebpf.Map `ebpf:"unsent_errors"`
 	Workers       *ebpf.Map `ebpf:"workers"`
 }
 
@@ -487,6 +498,7 @@ func (m *AsobserveMaps) Close() error {
 		m.Spawning,
 		m.Spawns,
 		m.Stages,
+		m.UnsentErrors,
 		m.Workers,
 	)
 }

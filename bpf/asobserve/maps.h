@@ -116,6 +116,17 @@ struct {
 	__type(value, struct op_state);
 } async_ops SEC(".maps");
 
+// The error each goroutine's sendError call holds between its entry and its send: the
+// client drops the errors sent to a closed recordset, and only one it sends on is the op's.
+// An LRU: an entry is read within microseconds of being written, or, when the client drops
+// the error, never, and then it waits for the goroutine's next error to replace it.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gkey);
+	__type(value, struct unsent_error);
+} unsent_errors SEC(".maps");
+
 // When the stream of an old client's per-node query ended, by recordset, while its start
 // call had not returned (ops.h, end_per_node_stream). An LRU: QueryAggregate, which is not
 // counted, ends its streams through the same workers and leaves its ends here to be

@@ -458,19 +458,45 @@ static __always_inline int async_worker_entry(struct regs *ctx, struct row *r, s
 }
 
 // The first error sent to a recordset is the op's error: it is the first the caller reads.
+// Where the row says so (FLAG_AT_SEND), sendError's entry only holds the error, and its
+// send on the recordset's channel makes it the op's (errsink_sent): sendError drops the
+// errors that come once the caller closed the recordset.
 static __always_inline void errsink(struct regs *ctx, struct row *r, struct gkey *k)
 {
-	struct pkey pk = {.tgid = k->tgid, .ptr = go_word(ctx, r->ptr_word)};
+	__u64 rs = go_word(ctx, r->ptr_word);
+	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
 	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
 	if (!op || op->failed)
 		return;
 	struct op_state tmp = {};
 	read_error(ctx, r, &tmp);
-	if (tmp.failed) {
-		op->failed = 1;
-		op->code = tmp.code;
-		op->cause = tmp.cause;
+	if (!tmp.failed)
+		return;
+	if (r->flags & FLAG_AT_SEND) {
+		struct unsent_error held = {.rs = rs, .code = tmp.code, .cause = tmp.cause};
+		bpf_map_update_elem(&unsent_errors, k, &held, BPF_ANY);
+		return;
 	}
+	op->failed = 1;
+	op->code = tmp.code;
+	op->cause = tmp.cause;
+}
+
+// errsink_sent: sendError sends on the error its entry held. Sends to one recordset hold
+// its channel lock, so the first to send is the first seen here.
+static __always_inline void errsink_sent(struct gkey *k)
+{
+	struct unsent_error *held = bpf_map_lookup_elem(&unsent_errors, k);
+	if (!held)
+		return;
+	struct pkey pk = {.tgid = k->tgid, .ptr = held->rs};
+	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
+	if (op && !op->failed) {
+		op->failed = 1;
+		op->code = held->code;
+		op->cause = held->cause;
+	}
+	bpf_map_delete_elem(&unsent_errors, k);
 }
 
 // note_node records which server an operation's command is written to. Only an op's own

@@ -64,6 +64,7 @@ enum row_flags {
 	FLAG_NODE = 4,         // note the connection's node for the op (server.address)
 	FLAG_NESTED_CALLEE = 8, // nested callers call it: its entry checks who called it
 	FLAG_LAST_WORKER = 16,  // one of several workers: the count at off_remaining tells the last one
+	FLAG_AT_SEND = 32,      // errsink: the error counts where it is sent on (the return program's points)
 };
 
 enum event_type {
@@ -178,6 +179,14 @@ struct op_state {
 enum async_phase {
 	ASYNC_STARTED = 1, // the start call returned: the op's start, row and names are final
 	ASYNC_ENDED = 2,   // the stream ended (it was closed, or its last worker returned)
+};
+
+// The error a goroutine's sendError call was given, from its entry to its send (maps.h,
+// unsent_errors).
+struct unsent_error {
+	__u64 rs;
+	__s32 code;
+	__s32 cause;
 };
 
 // A goroutine's in-flight op in the slot its (tgid, g) hashes to (maps.h, op_slots).

@@ -118,6 +118,9 @@ type resolvedRow struct {
 	row probes.Probe
 	idx uint32
 	fn  *inspect.Func
+	// sends are the calls through which the function hands its error on
+	// (probes.Row.SentThrough): the return program runs there.
+	sends []uint64
 }
 
 // Agent owns the BPF objects, the attached executables and the event pipeline.
@@ -453,6 +456,14 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 			return fail(err)
 		}
 		cfg, err := rowConfig(row, offs, spanCtx)
+		var sends []uint64
+		if err == nil && row.SentThrough != "" {
+			if sends = bin.CallsTo(fn, row.SentThrough); len(sends) > 0 {
+				cfg.Flags |= uint8(probes.FlagAtSend)
+			} else {
+				a.opts.Logf("%s: %s makes no call of %s: its errors count where it is entered, so an error it drops counts too", bin.Target, row.Symbol, row.SentThrough)
+			}
+		}
 		if err != nil && row.IsStage() {
 			// A stage this build cannot place costs its samples, never the attach.
 			a.opts.Logf("%s: stage probe %s skipped: %v", bin.Target, row.Symbol, err)
@@ -471,7 +482,7 @@ func (a *Agent) attachExe(key exeKey, bin *inspect.Binary) (*exeProbes, error) {
 			return fail(fmt.Errorf("writing probe row: %w", err))
 		}
 		a.rows[idx].Store(&rowInfo{row: row.Row})
-		e.rows = append(e.rows, resolvedRow{row: row, idx: idx, fn: fn})
+		e.rows = append(e.rows, resolvedRow{row: row, idx: idx, fn: fn, sends: sends})
 	}
 	for _, r := range e.rows {
 		switch {
@@ -531,6 +542,9 @@ func (a *Agent) attachLinks(e *exeProbes, stages bool) error {
 			for _, off := range r.fn.RetOffsets {
 				ret.add(off, r.idx)
 			}
+		}
+		for _, off := range r.sends {
+			ret.add(off, r.idx)
 		}
 	}
 	links, err := a.attachMulti(e, entry, ret)

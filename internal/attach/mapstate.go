@@ -25,7 +25,7 @@ func (a *Agent) processKeyed() []struct {
 		withOpID bool
 	}{
 		{o.Inflight, true}, {o.AsyncOps, true}, {o.Corr, true}, {o.Workers, true}, {o.EarlyEnds, false},
-		{o.Stages, false}, {o.Io, false}, {o.AppSpans, false}, {o.SpanGoroutine, false}, {o.Spawning, false},
+		{o.Stages, false}, {o.Io, false}, {o.UnsentErrors, false}, {o.AppSpans, false}, {o.SpanGoroutine, false}, {o.Spawning, false},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -101,7 +102,8 @@ func TestScanFixtures(t *testing.T) {
 	for _, ff := range fixtureFuncs {
 		t.Run(ff.file, func(t *testing.T) {
 			fx, code := loadFixture(t, ff.file)
-			entry, rets := scan(fx.Arch, code)
+			sc := scan(fx.Arch, code)
+			entry, rets := sc.entry, sc.rets
 			if entry != fx.Entry {
 				t.Errorf("entry = %d, objdump says %d", entry, fx.Entry)
 			}
@@ -138,7 +140,8 @@ func TestScanAMD64EndbrAndGarbage(t *testing.T) {
 		0xc2, 0x08, 0x00, // RET $8
 		0x0f, // truncated instruction at the end
 	}
-	entry, rets := scanAMD64(code)
+	sc := scanAMD64(code)
+	entry, rets := sc.entry, sc.rets
 	if entry != 11 {
 		t.Errorf("entry = %d, want 11 (the PUSHQ BP)", entry)
 	}
@@ -146,7 +149,8 @@ func TestScanAMD64EndbrAndGarbage(t *testing.T) {
 		t.Errorf("rets = %v, want [16 17]", rets)
 	}
 	// A frameless function: RET before any PUSHQ BP means entry at start.
-	entry, rets = scanAMD64([]byte{0x48, 0x8b, 0x00, 0xc3, 0x55})
+	sc = scanAMD64([]byte{0x48, 0x8b, 0x00, 0xc3, 0x55})
+	entry, rets = sc.entry, sc.rets
 	if entry != 0 || len(rets) != 1 || rets[0] != 3 {
 		t.Errorf("frameless: entry %d rets %v, want 0 [3]", entry, rets)
 	}
@@ -158,8 +162,31 @@ func TestScanARM64Garbage(t *testing.T) {
 		0xc0, 0x03, 0x5f, 0xd6, // RET
 		0xc0, 0x03, // trailing half instruction
 	}
-	entry, rets := scanARM64(code)
+	sc := scanARM64(code)
+	entry, rets := sc.entry, sc.rets
 	if entry != 0 || len(rets) != 1 || rets[0] != 4 {
 		t.Errorf("entry %d rets %v, want 0 [4]", entry, rets)
+	}
+}
+
+func TestScanFindsDirectCallsAndTheirTargets(t *testing.T) {
+	amd := scanAMD64([]byte{
+		0x55,                         // PUSHQ BP
+		0xe8, 0x10, 0x00, 0x00, 0x00, // CALL +0x10: to 1+5+16 = 22
+		0xff, 0xd0, // CALL AX: indirect, no target
+		0xe8, 0xf0, 0xff, 0xff, 0xff, // CALL -0x10: to 8+5-16 = -3
+		0xc3, // RET
+	})
+	if want := []call{{offset: 1, target: 22}, {offset: 8, target: uint64(1<<64 - 3)}}; !slices.Equal(amd.calls, want) {
+		t.Errorf("amd64 calls = %v, want %v", amd.calls, want)
+	}
+	arm := scanARM64([]byte{
+		0x04, 0x00, 0x00, 0x94, // BL +16: to 0+16
+		0x00, 0x00, 0x3f, 0xd6, // BLR X0: indirect, no target
+		0xff, 0xff, 0xff, 0x97, // BL -4: to 8-4
+		0xc0, 0x03, 0x5f, 0xd6, // RET
+	})
+	if want := []call{{offset: 0, target: 16}, {offset: 8, target: 4}}; !slices.Equal(arm.calls, want) {
+		t.Errorf("arm64 calls = %v, want %v", arm.calls, want)
 	}
 }

@@ -31,6 +31,26 @@ type Func struct {
 	EntryOffset uint64
 	// RetOffsets are the file offsets of every RET instruction.
 	RetOffsets []uint64
+	calls      []call
+}
+
+// call is a direct call instruction: its file offset and the virtual address it calls.
+type call struct{ offset, target uint64 }
+
+// CallsTo returns the file offsets of fn's direct calls of the function symbol callee,
+// in the order of the code; none when the binary has no such function.
+func (b *Binary) CallsTo(fn *Func, callee string) []uint64 {
+	r, ok := b.funcs[callee]
+	if !ok {
+		return nil
+	}
+	var offs []uint64
+	for _, c := range fn.calls {
+		if c.target == r.addr {
+			offs = append(offs, c.offset)
+		}
+	}
+	return offs
 }
 
 type funcRange struct{ addr, size uint64 }
@@ -65,11 +85,14 @@ func (b *Binary) Func(symbol string) (*Func, error) {
 	if _, err := b.file.ReadAt(code, int64(off)); err != nil {
 		return nil, newErr(ErrCorrupt, err, "%s: reading function %s: %v: the file is truncated; rebuild or reinstall it", b.subject(), symbol, err)
 	}
-	entry, rets := scan(b.Arch, code)
-	fn := &Func{Name: symbol, Addr: r.addr, Size: r.size, Offset: off, EntryOffset: off + entry}
-	fn.RetOffsets = make([]uint64, len(rets))
-	for i, rel := range rets {
+	sc := scan(b.Arch, code)
+	fn := &Func{Name: symbol, Addr: r.addr, Size: r.size, Offset: off, EntryOffset: off + sc.entry}
+	fn.RetOffsets = make([]uint64, len(sc.rets))
+	for i, rel := range sc.rets {
 		fn.RetOffsets[i] = off + rel
+	}
+	for _, c := range sc.calls {
+		fn.calls = append(fn.calls, call{offset: off + c.offset, target: uint64(int64(r.addr) + int64(c.target))})
 	}
 	if b.funcCache == nil {
 		b.funcCache = make(map[string]*Func)
@@ -151,21 +174,28 @@ func pclntabSection(f *elf.File) *elf.Section {
 	return f.Section(".data.rel.ro.gopclntab")
 }
 
-// scan returns the entry probe point and the RET instructions of code, as
-// offsets relative to its start.
-func scan(arch string, code []byte) (entry uint64, rets []uint64) {
+// scanned is what scan finds in a function's code, as offsets relative to its start: the
+// entry probe point, the RET instructions and the direct calls (their targets relative to
+// the start too).
+type scanned struct {
+	entry uint64
+	rets  []uint64
+	calls []call
+}
+
+func scan(arch string, code []byte) scanned {
 	switch arch {
 	case "amd64":
 		return scanAMD64(code)
 	case "arm64":
 		return scanARM64(code)
 	}
-	return 0, nil
+	return scanned{}
 }
 
 var endbr64 = []byte{0xf3, 0x0f, 0x1e, 0xfa}
 
-func scanAMD64(code []byte) (entry uint64, rets []uint64) {
+func scanAMD64(code []byte) (sc scanned) {
 	entryFound := false
 	for pc := 0; pc < len(code); {
 		if strings.HasPrefix(string(code[pc:]), string(endbr64)) {
@@ -179,21 +209,24 @@ func scanAMD64(code []byte) (entry uint64, rets []uint64) {
 		}
 		switch inst.Op {
 		case x86asm.RET:
-			rets = append(rets, uint64(pc))
+			sc.rets = append(sc.rets, uint64(pc))
 			entryFound = true
 		case x86asm.CALL:
 			entryFound = true
+			if rel, ok := inst.Args[0].(x86asm.Rel); ok {
+				sc.calls = append(sc.calls, call{offset: uint64(pc), target: uint64(int64(pc) + int64(inst.Len) + int64(rel))})
+			}
 		case x86asm.PUSH:
 			if !entryFound && inst.Args[0] == x86asm.RBP {
-				entry, entryFound = uint64(pc), true
+				sc.entry, entryFound = uint64(pc), true
 			}
 		}
 		pc += inst.Len
 	}
-	return entry, rets
+	return sc
 }
 
-func scanARM64(code []byte) (entry uint64, rets []uint64) {
+func scanARM64(code []byte) (sc scanned) {
 	entryFound := false
 	for pc := 0; pc+4 <= len(code); pc += 4 {
 		inst, err := arm64asm.Decode(code[pc:])
@@ -202,15 +235,18 @@ func scanARM64(code []byte) (entry uint64, rets []uint64) {
 		}
 		switch inst.Op {
 		case arm64asm.RET:
-			rets = append(rets, uint64(pc))
+			sc.rets = append(sc.rets, uint64(pc))
 			entryFound = true
 		case arm64asm.BL, arm64asm.BLR:
 			entryFound = true
+			if rel, ok := inst.Args[0].(arm64asm.PCRel); ok {
+				sc.calls = append(sc.calls, call{offset: uint64(pc), target: uint64(int64(pc) + int64(rel))})
+			}
 		case arm64asm.B:
 			if c, ok := inst.Args[0].(arm64asm.Cond); !entryFound && ok && c.Value == 9 /* LS */ {
-				entry, entryFound = uint64(pc+4), true
+				sc.entry, entryFound = uint64(pc+4), true
 			}
 		}
 	}
-	return entry, rets
+	return sc
 }

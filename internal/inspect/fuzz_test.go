@@ -68,7 +68,8 @@ func FuzzFuncScan(f *testing.F) {
 		if arm {
 			arch = "arm64"
 		}
-		entry, rets := scan(arch, code)
+		sc := scan(arch, code)
+		entry, rets := sc.entry, sc.rets
 		if len(code) > 0 && entry >= uint64(len(code)) {
 			t.Fatalf("entry %d outside %d bytes", entry, len(code))
 		}

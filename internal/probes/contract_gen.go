@@ -44,6 +44,7 @@ const (
 	FlagNode         Flags = 4  // FLAG_NODE
 	FlagNestedCallee Flags = 8  // FLAG_NESTED_CALLEE
 	FlagLastWorker   Flags = 16 // FLAG_LAST_WORKER
+	FlagAtSend       Flags = 32 // FLAG_AT_SEND
 )
 
 // StageID is a stage record's stage (enum stage_id).

@@ -40,6 +40,11 @@ type Row struct {
 	// running, an int64; the op ends at the entry that finds it one (no other is left to
 	// close the stream), or else at the return that finds it zero.
 	Remaining Field
+	// SentThrough, on an errsink row, names the function (in full) through which the
+	// row's function hands the error to the caller: the error counts at those calls, not
+	// at the entry, for the function may drop it (sendError does once the caller closed
+	// the recordset, and the caller never sees it).
+	SentThrough string
 	// Counts lists the exported *Client methods whose calls the row counts besides its
 	// own function's: callers that the compiler inlines into it (ScanAll, Query).
 	Counts []string
@@ -430,6 +435,9 @@ func (r Row) Resolve() (Probe, error) {
 	}
 	if r.Remaining != (Field{}) && (r.Kind != KindAsyncWorker || r.Ptr == "") {
 		return Probe{}, fmt.Errorf("%s: only an async worker row with a recordset counts remaining workers", d.Symbol)
+	}
+	if r.SentThrough != "" && r.Kind != KindErrsink {
+		return Probe{}, fmt.Errorf("%s: only an errsink row hands its error on through a call", d.Symbol)
 	}
 	if r.Kind == KindStreamEnd && r.Ptr == "" {
 		return Probe{}, fmt.Errorf("%s: a stream end row needs the recordset whose stream it ends", d.Symbol)

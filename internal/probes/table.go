@@ -125,7 +125,10 @@ var Rows = []Row{
 	{Func: "func (c *Client) QueryPartitions(policy *QueryPolicy, statement *Statement, partitionFilter *PartitionFilter) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"Query"}},
 	{Func: "func (c *Client) queryNodePartitions(policy *QueryPolicy, node *Node, statement *Statement) (rs *Recordset, err Error)", Kind: KindAsyncStart, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Err: "err", Ptr: "rs", Counts: []string{"QueryNode"}, Optional: true},
 	{Func: "func (c *Client) queryPartitions(policy *QueryPolicy, tracker *partitionTracker, statement *Statement, recordset *Recordset)", Kind: KindAsyncWorker, Op: semconv.OpQuery, Names: LocStmt, At: "statement", Ptr: "recordset"},
-	{Func: "func (rs *Recordset) sendError(err Error)", Kind: KindErrsink, Err: "err", Ptr: "rs", Optional: true},
+	// A scan's or query's error is the first one sendError sends on the recordset's
+	// channel: it drops those that come once the caller closed the recordset
+	// (ScanTerminated, as the client's workers stop), which the caller never sees.
+	{Func: "func (rs *Recordset) sendError(err Error)", Kind: KindErrsink, Err: "err", Ptr: "rs", SentThrough: "runtime.chansend1", Optional: true},
 	// A scan's or query's stream ends where signalEnd is entered to close it: a program that
 	// exits once it read the last record may never run the worker's return. From v6.13.0
 	// every counted scan and query makes its recordset with one worker, so that call is the
