@@ -465,21 +465,26 @@ static __always_inline void errsink(struct regs *ctx, struct row *r, struct gkey
 {
 	__u64 rs = go_word(ctx, r->ptr_word);
 	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
+	struct unsent_error held = {.rs = rs};
 	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
-	if (!op || op->failed)
-		return;
-	struct op_state tmp = {};
-	read_error(ctx, r, &tmp);
-	if (!tmp.failed)
-		return;
-	if (r->flags & FLAG_AT_SEND) {
-		struct unsent_error held = {.rs = rs, .code = tmp.code, .cause = tmp.cause};
-		bpf_map_update_elem(&unsent_errors, k, &held, BPF_ANY);
-		return;
+	if (op && !op->failed) {
+		struct op_state tmp = {};
+		read_error(ctx, r, &tmp);
+		if (tmp.failed && !(r->flags & FLAG_AT_SEND)) {
+			op->failed = 1;
+			op->code = tmp.code;
+			op->cause = tmp.cause;
+			return;
+		}
+		held.code = tmp.code;
+		held.cause = tmp.cause;
+		if (tmp.failed && bpf_map_update_elem(&unsent_errors, k, &held, BPF_ANY) == 0)
+			return;
 	}
-	op->failed = 1;
-	op->code = tmp.code;
-	op->cause = tmp.cause;
+	// Every call replaces what the goroutine's last one held: that one's error may have
+	// been dropped, never sent, and a send is only its own call's error.
+	if (r->flags & FLAG_AT_SEND)
+		bpf_map_delete_elem(&unsent_errors, k);
 }
 
 // errsink_sent: sendError sends on the error its entry held. Sends to one recordset hold

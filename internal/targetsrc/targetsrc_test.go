@@ -85,7 +85,7 @@ func TestRenderMajors(t *testing.T) {
 			}
 			module := "github.com/asobserve/asobserve/testdata/targets/" + major
 			client := "github.com/aerospike/aerospike-client-go/" + major
-			wantMain := []string{"encoding/json", "flag", "fmt", "os", "os/signal", "sort", "strings", "syscall", "time", "unsafe",
+			wantMain := []string{"encoding/json", "flag", "fmt", "os", "os/signal", "sort", "strings", "sync", "syscall", "time", "unsafe",
 				client, module + "/internal/clienterr"}
 			switch major {
 			case "v8": // PutPayload's hand-built write frame
