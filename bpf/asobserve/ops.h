@@ -465,20 +465,19 @@ static __always_inline void errsink(struct regs *ctx, struct row *r, struct gkey
 {
 	__u64 rs = go_word(ctx, r->ptr_word);
 	struct pkey pk = {.tgid = k->tgid, .ptr = rs};
-	struct unsent_error held = {.rs = rs};
 	struct op_state *op = bpf_map_lookup_elem(&async_ops, &pk);
-	if (op && !op->failed) {
-		struct op_state tmp = {};
+	struct op_state tmp = {};
+	if (op && !op->failed)
 		read_error(ctx, r, &tmp);
-		if (tmp.failed && !(r->flags & FLAG_AT_SEND)) {
-			op->failed = 1;
-			op->code = tmp.code;
-			op->cause = tmp.cause;
-			return;
-		}
-		held.code = tmp.code;
-		held.cause = tmp.cause;
-		if (tmp.failed && bpf_map_update_elem(&unsent_errors, k, &held, BPF_ANY) == 0)
+	if (op && tmp.failed && !(r->flags & FLAG_AT_SEND)) {
+		op->failed = 1;
+		op->code = tmp.code;
+		op->cause = tmp.cause;
+		return;
+	}
+	if (tmp.failed) {
+		struct unsent_error held = {.rs = rs, .code = tmp.code, .cause = tmp.cause};
+		if (bpf_map_update_elem(&unsent_errors, k, &held, BPF_ANY) == 0)
 			return;
 	}
 	// Every call replaces what the goroutine's last one held: that one's error may have
