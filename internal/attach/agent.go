@@ -289,6 +289,11 @@ func (a *Agent) Attach(pid int, id *metrics.Identity) (*Target, error) {
 		if err != nil {
 			bin.Close()
 			a.self.ProbeAttachErrors.Inc()
+			// The kernel resolves /proc/PID/exe per link, so an exit mid-attach shows up
+			// as a bare ENOENT from whichever link came next.
+			if _, gone := exeKeyOf(pid); errors.Is(gone, inspect.ErrNoProcess) {
+				return nil, fmt.Errorf("pid %d exited while it was being attached (%v): nothing is left attached: %w", pid, err, inspect.ErrNoProcess)
+			}
 			return nil, err
 		}
 		a.exes[key] = e

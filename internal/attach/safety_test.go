@@ -153,10 +153,10 @@ func TestAttachUnderFullLoad(t *testing.T) {
 	base, baseTime, _ := runFor(t, bin, cluster, nil, append([]string{"--count", "20000", "--concurrency", "4"}, cheapMix...)...)
 	baseRate := float64(base.TotalOps) / baseTime.Seconds()
 
-	// For a fixed time, long enough that the attach, which takes seconds on a loaded machine
-	// and under the race detector, ends well before the target does (a count to run at the
-	// unobserved rate once ran out first, and the attach found no process).
-	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), append([]string{"--duration", "10s", "--concurrency", "4"}, cheapMix...)...)
+	// Until stopped once the attach is seen working: the attach takes seconds on a loaded
+	// machine and under the race detector (a count, and later a 10 s run, each once ran
+	// out first, and the attach found no process).
+	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), append([]string{"--duration", "10m", "--concurrency", "4"}, cheapMix...)...)
 	rec := metrics.New(metrics.Options{})
 	agent := runAgent(t, rec, attach.Options{})
 	goAt := time.Now()
@@ -167,6 +167,15 @@ func TestAttachUnderFullLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	attachEnd := time.Since(goAt)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if n, _ := sums(e2etest.OpSeries(t, rec.Registry, "workload")); n >= 2000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 2000 operations observed in the minute after the attach")
+		}
+	}
+	w.Stop(t)
 	truth := w.Wait(t, 3*time.Minute)
 	Drain(t, agent)
 
@@ -193,6 +202,51 @@ func TestAttachUnderFullLoad(t *testing.T) {
 	}
 	if observed == 0 {
 		t.Fatal("nothing observed after the attach")
+	}
+}
+
+// A target that exits in the middle of its attach: the attach says so and leaves nothing
+// behind (no target, no kernel uprobe), and the same executable attaches again afterwards.
+func TestTargetExitDuringAttach(t *testing.T) {
+	e2etest.RequireRoot(t)
+	bin := e2etest.BuildAsobserve(t)
+	cluster := e2etest.StartServer(t, testserver.Config{Nodes: 1})
+	rec := metrics.New(metrics.Options{})
+	agent := runAgent(t, rec, attach.Options{})
+
+	doomed := e2etest.StartWorkload(t, bin, cluster.Hosts(), cheapMix...)
+	restore := attach.FailAttach(func(string, bool) error {
+		// Between inspecting the executable and attaching its first link.
+		if err := doomed.Cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		doomed.Killed(t, 30*time.Second)
+		return nil
+	})
+	_, err := agent.Attach(doomed.PID, &metrics.Identity{Service: "doomed"})
+	restore()
+	if !errors.Is(err, inspect.ErrNoProcess) || !strings.Contains(err.Error(), "exited while it was being attached") {
+		t.Fatalf("attach of a process that exits mid-attach: err=%v, want it to say the process exited", err)
+	}
+	if n := len(agent.Targets()); n != 0 {
+		t.Errorf("%d targets listed after the failed attach, want 0", n)
+	}
+	if ups := e2etest.UprobesOn(t, bin, 0); len(ups) != 0 {
+		t.Errorf("%d uprobes left on %s after the failed attach: %v", len(ups), bin, ups)
+	}
+	if v := testutil.ToFloat64(agent.SelfMetrics().ProbeAttachErrors); v != 1 {
+		t.Errorf("asobserve probe attach errors = %v, want 1", v)
+	}
+
+	w := e2etest.StartWorkload(t, bin, cluster.Hosts(), append([]string{"--count", "300"}, cheapMix...)...)
+	if _, err := agent.Attach(w.PID, &metrics.Identity{Service: "workload"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Go(t)
+	truth := w.Wait(t, 2*time.Minute)
+	Drain(t, agent)
+	if n, _ := sums(e2etest.OpSeries(t, rec.Registry, "workload")); n != uint64(truth.TotalOps) {
+		t.Errorf("the attach after the failed one observed %d of %d operations", n, truth.TotalOps)
 	}
 }
 

@@ -133,6 +133,15 @@ func (w *Workload) Go(t testing.TB) {
 	}
 }
 
+// Stop asks a workload run by duration to end now (SIGTERM): it finishes the operations in
+// flight, prints its truth and exits 0.
+func (w *Workload) Stop(t testing.TB) {
+	t.Helper()
+	if err := w.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Wait waits for the workload to exit 0 and returns its ground truth.
 func (w *Workload) Wait(t testing.TB, timeout time.Duration) *workload.Truth {
 	t.Helper()
