@@ -215,16 +215,23 @@ func TestTargetExitDuringAttach(t *testing.T) {
 	agent := runAgent(t, rec, attach.Options{})
 
 	doomed := e2etest.StartWorkload(t, bin, cluster.Hosts(), cheapMix...)
+	// Between inspecting the executable and attaching its first link. The hook runs with
+	// the agent's lock held: it returns what goes wrong rather than end the test there.
 	restore := attach.FailAttach(func(string, bool) error {
-		// Between inspecting the executable and attaching its first link.
 		if err := doomed.Cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
+			return err
 		}
-		doomed.Killed(t, 30*time.Second)
-		return nil
+		exe := "/proc/" + strconv.Itoa(doomed.PID) + "/exe"
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(exe); errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+		}
+		return errors.New("the killed target still has an executable after 30 s")
 	})
 	_, err := agent.Attach(doomed.PID, &metrics.Identity{Service: "doomed"})
 	restore()
+	doomed.Killed(t, 30*time.Second)
 	if !errors.Is(err, inspect.ErrNoProcess) || !strings.Contains(err.Error(), "exited while it was being attached") {
 		t.Fatalf("attach of a process that exits mid-attach: err=%v, want it to say the process exited", err)
 	}
